@@ -1,0 +1,204 @@
+"""Command line: ``python -m dcs_lib {demo,train,grid,report}`` (also installed as ``dcs``).
+
+Every mistake a user can make ends in a one-line message and exit status 2; Ctrl-C
+ends with status 130 after saying what was kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import DCSError
+from .methods import DISAGREEMENT_SOURCES, METHODS, RunConfig
+from .tasks import TASKS
+from .train import AMP_MODES
+
+HELP = {
+    "task": f"GLUE task, any case: {', '.join(TASKS)}",
+    "method": f"training method: {', '.join(METHODS)}",
+    "model": "hub id or local folder of a pretrained encoder (default: the bundled all-MiniLM-L6-v2)",
+    "seed": "seed for initialisation, shuffling, dropout and (unless --data-seed) subsets",
+    "data_dir": "folder in the glue_data layout (default: $DCS_GLUE_DIR, else the Hugging Face hub)",
+    "n_train": "train on a seeded random subset of N examples",
+    "n_dev": "evaluate on a seeded random subset of N dev examples (quick checks only)",
+    "data_seed": "seed of the subsets, when it should differ from --seed",
+    "max_length": "truncate inputs to this many tokens",
+    "epochs": "student epochs",
+    "batch_size": "examples per batch",
+    "lr": "peak learning rate of AdamW",
+    "weight_decay": "AdamW weight decay (not on biases and LayerNorm)",
+    "warmup_ratio": "fraction of steps with linear warm-up; linear decay to 0 after",
+    "grad_accum": "accumulate gradients over this many batches per optimiser step",
+    "max_grad_norm": "clip the gradient norm to this (0: no clipping)",
+    "group_by_length": "batch examples of similar length together (less padding)",
+    "amp": f"mixed precision: {', '.join(AMP_MODES)} (auto: bf16/fp16 on CUDA, off elsewhere)",
+    "compile": "torch.compile the model",
+    "device": "force a device, e.g. cpu or cuda:1 (default: cuda, then mps, then cpu)",
+    "teacher_epochs": "epochs of plain fine-tuning for the teacher (0: the untrained checkpoint)",
+    "alpha": "weight of CE on the labels; 1 - alpha goes to KL to the teacher (kd, dcs)",
+    "temperature": "softmax temperature T of the KD term (scaled by T^2)",
+    "lam": "lambda, the size of the weight update (0: uniform weights, DCS = KD)",
+    "step": "weight-update step: fixed (lambda) or adaboost (lambda * 0.5 ln((1-eps)/eps))",
+    "accumulate": "weights build up across epochs (--no-accumulate: restart from 1 each epoch)",
+    "clip_min": "lowest sample weight after rescaling to mean 1",
+    "clip_max": "highest sample weight after rescaling to mean 1",
+    "disagreement_source": f"student predictions for the update: {', '.join(DISAGREEMENT_SOURCES)} "
+                           "(eval: an extra eval-mode pass; train: the epoch's own training logits)",
+    "delta": "regression: student and teacher disagree when scores differ by more than this",
+    "plain_epochs": "epochs of plain CE before weighting starts (default: 1 for dcs and reweight, 0 for kd)",
+}
+SHORT = {"temperature": ["--temperature", "-T"], "lam": ["--lam", "--lambda"]}
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    for field in dataclasses.fields(RunConfig):
+        flags = SHORT.get(field.name, ["--" + field.name.replace("_", "-")])
+        default = field.default
+        kind = {"int | None": int, "str | None": str, "int": int, "float": float, "str": str}.get(str(field.type))
+        help_text = HELP[field.name] if "default:" in HELP[field.name] else f"{HELP[field.name]} (default: {default})"
+        if field.type in (bool, "bool"):
+            parser.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=help_text)
+        else:
+            parser.add_argument(*flags, dest=field.name, type=kind, default=default, metavar=field.name.upper(),
+                                help=help_text)
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _progress(args) -> bool | None:
+    return False if args.no_progress else None
+
+
+def cmd_train(args) -> None:
+    from .experiments import append_record, check_writable, run_id
+    from .methods import run
+
+    cfg = _config(args)
+    cfg.validate()
+    check_writable(args.results)
+    record = run(cfg, progress=_progress(args), cache_dir=args.cache_dir)
+    record["run_id"] = run_id(cfg)
+    append_record(args.results, record)
+    metric = record["metric"]
+    print(f"{record['task']} {record['method']} seed {record['seed']}: {metric} best {record['best'][metric]:.4f} "
+          f"(epoch {record['best']['epoch']}), final {record['final'][metric]:.4f}; {record['wall_s']:.0f}s on "
+          f"{record['device']}; appended to {args.results}")
+
+
+def cmd_grid(args) -> None:
+    from .experiments import read_grid, run_grid
+
+    configs = read_grid(args.config)
+    ran = run_grid(configs, args.results, data_dir=args.data_dir, progress=_progress(args), cache_dir=args.cache_dir)
+    print(f"grid done: {ran} run(s) added, {len(configs)} in the grid; results in {args.results}")
+
+
+def cmd_report(args) -> None:
+    from .experiments import load_results
+    from .report import write_report
+
+    records = load_results(args.results)
+    if not records:
+        raise DCSError(f"results file {args.results} holds no valid runs")
+    out = args.out or str(Path(args.results).with_suffix("")) + "_report"
+    paths = write_report(records, out, tuple(args.by))
+    print(paths["summary"].read_text())
+    print(f"written under {out}: runs.csv, summary.csv, summary.md, paired.csv, summary.png")
+
+
+def cmd_demo(args) -> None:
+    from .experiments import append_record, check_writable
+    from .methods import prepare_data, run
+    from .models import load_tokenizer
+    from .report import markdown, plot_curves, runs_frame
+
+    out = Path(args.out)
+    results = check_writable(out / "records.jsonl")
+    base = RunConfig(task="rte", model=args.model, data_dir=args.data_dir, seed=args.seed, epochs=args.epochs,
+                     teacher_epochs=args.teacher_epochs, n_train=args.n_train, n_dev=args.n_dev)
+    task = base.validate()
+    tokenizer = load_tokenizer(base.model)
+    data = prepare_data(base, task, tokenizer)
+    print(f"RTE: {len(data['train'])} training and {len(data['validation'])} dev examples; "
+          f"{base.epochs} student epochs, teacher {base.teacher_epochs} epochs, seed {base.seed}")
+    records, start = [], time.perf_counter()
+    for method in ("vanilla", "dcs"):
+        print(f"\n== {method} ==")
+        record = run(dataclasses.replace(base, method=method), progress=_progress(args), cache_dir=out / "cache",
+                     data=data, tokenizer=tokenizer)
+        append_record(results, record)
+        records.append(record)
+    frame = runs_frame(records)
+    teacher = records[-1]["teacher"]["final"]
+    print("\nRTE dev accuracy (points):\n")
+    print(markdown(frame[["method", "seed", "best", "best_epoch", "final", "wall_s"]].round(2)))
+    if teacher:
+        print(f"\nteacher after {base.teacher_epochs} epochs: {100 * teacher['accuracy']:.2f}")
+    plot = plot_curves(records, out / "curves.png")
+    print(f"\ntotal {time.perf_counter() - start:.0f}s; records in {results}, plot in {plot}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcs", description="Dynamic Corrective Self-Distillation on GLUE.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,grid,report}")
+
+    def common(p, cache=True):
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars (also: TQDM_DISABLE=1)")
+        if cache:
+            p.add_argument("--cache-dir", default="runs/cache", help="where teacher logits are cached (default: runs/cache)")
+
+    demo = sub.add_parser("demo", help="vanilla vs DCS on RTE, one seed, with a table and a plot")
+    demo.add_argument("--data-dir", help=HELP["data_dir"])
+    demo.add_argument("--model", default=RunConfig.model, help=HELP["model"])
+    demo.add_argument("--epochs", type=int, default=3, help="student epochs (default: 3)")
+    demo.add_argument("--teacher-epochs", type=int, default=2, help="teacher epochs (default: 2)")
+    demo.add_argument("--n-train", type=int, help=HELP["n_train"] + " (default: all 2,490)")
+    demo.add_argument("--n-dev", type=int, help=HELP["n_dev"] + " (default: all 277)")
+    demo.add_argument("--seed", type=int, default=42, help="seed (default: 42)")
+    demo.add_argument("--out", default="runs/demo", help="folder for records, plot and cache (default: runs/demo)")
+    common(demo, cache=False)
+    demo.set_defaults(func=cmd_demo)
+
+    train = sub.add_parser("train", help="one run; appends its record to a results file",
+                           )
+    _add_run_options(train)
+    train.add_argument("--results", default="runs/results.jsonl", help="results file (default: runs/results.jsonl)")
+    common(train)
+    train.set_defaults(func=cmd_train)
+
+    grid = sub.add_parser("grid", help="run every configuration of a grid file not yet in the results file")
+    grid.add_argument("config", help="grid file (TOML or JSON): a [base] table and [[grid]] tables of lists")
+    grid.add_argument("--results", required=True, help="results file; finished runs in it are skipped")
+    grid.add_argument("--data-dir", help=HELP["data_dir"])
+    common(grid)
+    grid.set_defaults(func=cmd_grid)
+
+    report = sub.add_parser("report", help="summary table, paired differences and a plot from a results file")
+    report.add_argument("results", help="results file written by train or grid")
+    report.add_argument("--out", help="output folder (default: next to the results file)")
+    report.add_argument("--by", nargs="*", default=[], metavar="KEY",
+                        help="also group by these config keys, e.g. --by lam alpha")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except DCSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0

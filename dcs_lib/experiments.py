@@ -1,0 +1,178 @@
+"""Grids of runs and the results file they grow.
+
+A results file holds one JSON object per line, one line per finished run. A line
+is added atomically (the file is rewritten to a temporary name, then renamed over
+the old one), so a crash leaves either the old file or the new one, never half a
+line. Every record carries a ``run_id``, a hash of the settings that change
+results; running a grid again skips the runs already in the file, so a killed grid
+resumes where it stopped, with nothing lost or duplicated.
+
+A grid file (TOML or JSON) has a ``base`` table of settings shared by all runs and
+one or more ``grid`` tables, each a product of lists, expanded with the first key
+varying slowest::
+
+    [base]
+    epochs = 3
+
+    [[grid]]
+    task = ["rte", "mrpc"]
+    method = ["vanilla", "dcs"]
+    seed = [1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import tempfile
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+from .errors import DCSError
+from .methods import RunConfig, prepare_data, run
+from .models import load_tokenizer
+
+# Settings that do not change a run's numbers, left out of its identity.
+NOT_IDENTITY = ("data_dir", "device")
+
+
+def run_id(cfg: RunConfig) -> str:
+    described = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IDENTITY}
+    described["task"] = cfg.task.lower()
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- the results file
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail now, before hours of training, if ``path`` cannot be written."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check") as probe:
+            probe.write(b"x" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(f"{path} is read-only")
+    except OSError as err:
+        raise DCSError(f"cannot write results to {path}: {err.strerror or err}") from None
+    return path
+
+
+def append_record(path: str | Path, record: dict) -> None:
+    """Add ``record`` as one line to the results file, atomically."""
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"  # a line cut short by an older writer stays its own (skipped) line
+    line = json.dumps(record, sort_keys=True).encode() + b"\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(old + line)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_results(path: str | Path) -> list[dict]:
+    """Every valid record in a results file; a corrupt line is skipped with a warning naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DCSError(f"results file {path} does not exist")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not {"task", "method", "seed", "epochs"} <= record.keys():
+                raise ValueError("not a run record")
+        except ValueError as err:
+            warnings.warn(f"{path}: line {number}: skipped, not a valid run record ({err})", stacklevel=2)
+            continue
+        records.append(record)
+    return records
+
+
+# ---------------------------------------------------------------- grids
+
+
+def read_grid(path: str | Path) -> list[RunConfig]:
+    """Expand a grid file into run configurations, in the order they will run."""
+    path = Path(path)
+    if not path.is_file():
+        raise DCSError(f"grid file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+        spec = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DCSError(f"grid file {path}: cannot parse it: {err}") from None
+    base = spec.get("base", {})
+    grids = spec.get("grid", [{}])
+    grids = [grids] if isinstance(grids, dict) else grids
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    configs = []
+    for number, grid in enumerate(grids, start=1):
+        for key in [*base, *grid]:
+            if key not in known:
+                raise DCSError(f"grid file {path}: unknown setting {key!r} (grid {number}); known: {sorted(known)}")
+        axes = {k: v if isinstance(v, list) else [v] for k, v in grid.items()}
+        for values in itertools.product(*axes.values()):
+            cfg = RunConfig(**{**base, **dict(zip(axes, values))})
+            cfg.validate()
+            configs.append(cfg)
+    return configs
+
+
+def pending(configs: list[RunConfig], results: str | Path) -> Iterator[tuple[int, RunConfig, bool]]:
+    """(position, config, already_done) for each config, checking the results file as it is now."""
+    done = {r.get("run_id") for r in load_results(results)} if Path(results).exists() else set()
+    seen = set()
+    for i, cfg in enumerate(configs):
+        rid = run_id(cfg)
+        yield i, cfg, rid in done or rid in seen
+        seen.add(rid)
+
+
+def run_grid(configs: list[RunConfig], results: str | Path, *, data_dir: str | None = None,
+             progress: bool | None = None, cache_dir: str | Path | None = "runs/cache", log=print) -> int:
+    """Run every configuration not yet in ``results``; return how many ran.
+
+    Data and tokenizer are loaded once per task and subset and shared by its runs.
+    """
+    check_writable(results)
+    prepared: dict[tuple, tuple] = {}
+    ran = 0
+    for i, cfg, done in pending(configs, results):
+        label = f"[{i + 1}/{len(configs)}] {cfg.task} {cfg.method} seed={cfg.seed}"
+        if done:
+            log(f"{label}: already in {results}, skipped")
+            continue
+        if data_dir:
+            cfg = dataclasses.replace(cfg, data_dir=data_dir)
+        data_key = (cfg.task.lower(), cfg.model, cfg.data_dir, cfg.n_train, cfg.n_dev,
+                    cfg.seed if cfg.data_seed is None else cfg.data_seed, cfg.max_length)
+        if data_key not in prepared:
+            prepared.clear()  # one task's data at a time keeps memory flat
+            tokenizer = load_tokenizer(cfg.model)
+            prepared[data_key] = (prepare_data(cfg, cfg.validate(), tokenizer), tokenizer)
+        data, tokenizer = prepared[data_key]
+        log(f"{label}: running")
+        record = run(cfg, progress=progress, cache_dir=cache_dir, data=data, tokenizer=tokenizer)
+        record["run_id"] = run_id(cfg)
+        append_record(results, record)
+        ran += 1
+        log(f"{label}: {record['metric']} best {record['best'][record['metric']]:.4f}, "
+            f"final {record['final'][record['metric']]:.4f} ({record['wall_s']:.0f}s)")
+    return ran

@@ -1,0 +1,314 @@
+"""The four training methods and :func:`run`, which trains one of them end to end.
+
+- ``vanilla``: cross-entropy on the labels.
+- ``kd``: a fixed teacher, ``alpha * CE + (1 - alpha) * T^2 * KL``, uniform weights.
+- ``reweight``: AdaBoost-style weights from the student's mistakes against the gold
+  label; no teacher. The baseline that asks: is the teacher needed at all?
+- ``dcs``: the teacher's soft labels *and* weights raised where student and teacher
+  disagree.
+
+The teacher is the same pretrained checkpoint fine-tuned with plain CE for
+``teacher_epochs`` epochs. Its logits on the training set are computed once and
+cached, in memory and on disk; the student's loop only indexes them by ``row``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import losses, weighting
+from .data import load_task, subsample, tokenize
+from .errors import DCSError
+from .models import DEFAULT_MODEL, load_model, load_tokenizer
+from .tasks import Task, get_task
+from .train import TrainConfig, fit, pick_device, predict, make_loader, scores, seed_everything, progress_enabled
+
+METHODS = ("vanilla", "kd", "reweight", "dcs")
+DISAGREEMENT_SOURCES = ("eval", "train")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one run. Defaults are the package's reading of the paper."""
+
+    task: str = "rte"
+    method: str = "dcs"
+    model: str = DEFAULT_MODEL
+    seed: int = 42
+    # data
+    data_dir: str | None = None
+    n_train: int | None = None  # seeded training subset (None: all)
+    n_dev: int | None = None  # seeded dev subset, for quick checks (None: all)
+    data_seed: int | None = None  # subset seed (None: same as seed)
+    max_length: int = 128
+    # optimisation, student and teacher alike
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    group_by_length: bool = True
+    amp: str = "auto"
+    compile: bool = False
+    device: str | None = None  # None: cuda -> mps -> cpu
+    # teacher
+    teacher_epochs: int = 2
+    # distillation (kd, dcs)
+    alpha: float = 0.5  # weight of CE on the labels; 1 - alpha goes to the teacher
+    temperature: float = 2.0
+    # reweighting (reweight, dcs)
+    lam: float = 1.0
+    step: str = "fixed"  # "fixed" or "adaboost"
+    accumulate: bool = True
+    clip_min: float = 0.1
+    clip_max: float = 10.0
+    disagreement_source: str = "eval"  # "eval": extra eval-mode pass; "train": the epoch's own logits
+    delta: float = 0.5  # regression: disagreement when |student - teacher| > delta
+    plain_epochs: int | None = None  # plain-CE epochs before weighting (None: 1 for dcs and reweight, 0 for kd)
+
+    def validate(self) -> Task:
+        """Check every value; return the task. Raises DCSError naming the bad value."""
+        task = get_task(self.task)
+        checks = [
+            (self.method in METHODS, f"unknown method {self.method!r}; choose one of {METHODS}"),
+            (self.lam >= 0, f"lambda must be >= 0, got {self.lam}"),
+            (0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha}"),
+            (self.temperature > 0, f"temperature T must be > 0, got {self.temperature}"),
+            (self.step in weighting.STEPS, f"unknown step rule {self.step!r}; choose one of {weighting.STEPS}"),
+            (self.disagreement_source in DISAGREEMENT_SOURCES,
+             f"unknown disagreement source {self.disagreement_source!r}; choose one of {DISAGREEMENT_SOURCES}"),
+            (0 < self.clip_min <= 1 <= self.clip_max, f"clip range [{self.clip_min}, {self.clip_max}] must contain 1 and be > 0"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.teacher_epochs >= 0, f"teacher epochs must be >= 0, got {self.teacher_epochs}"),
+            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
+            (self.grad_accum >= 1, f"gradient accumulation must be >= 1, got {self.grad_accum}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DCSError(message)
+        return task
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.method in ("kd", "dcs")
+
+    def train_config(self, epochs: int | None = None, progress: bool | None = None) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
+        return TrainConfig(**{**values, "epochs": epochs or self.epochs, "progress": progress})
+
+
+# ---------------------------------------------------------------- objectives
+
+
+class Supervised:
+    """Vanilla fine-tuning: CE (or squared error) on the labels."""
+
+    needs_train_logits = False
+
+    def __init__(self, task: Task):
+        self.regression = task.is_regression
+
+    def loss(self, logits, batch, epoch):
+        return losses.weighted_mean(losses.supervised(logits, batch["labels"], self.regression))
+
+    def end_epoch(self, epoch, train_logits, predict_train):
+        return None
+
+
+class Weighted:
+    """KD, reweighting and DCS: one objective, three settings.
+
+    ``teacher_logits`` (n, classes) on the training set, or None for ``reweight``
+    (then the disagreement is with the gold labels, and the loss is weighted CE).
+    ``lam = 0`` keeps the weights uniform: DCS becomes KD.
+    """
+
+    def __init__(self, task: Task, cfg: RunConfig, labels: torch.Tensor, teacher_logits: torch.Tensor | None,
+                 device: torch.device):
+        self.task, self.cfg, self.regression = task, cfg, task.is_regression
+        self.labels = labels
+        self.teacher = teacher_logits.to(device) if teacher_logits is not None else None
+        self.weights = torch.ones(len(labels), device=device)
+        default_plain = 0 if cfg.method == "kd" else 1
+        self.plain_epochs = default_plain if cfg.plain_epochs is None else cfg.plain_epochs
+        self.reweighting = cfg.method in ("reweight", "dcs")
+        self.needs_train_logits = self.reweighting and cfg.disagreement_source == "train"
+
+    def loss(self, logits, batch, epoch):
+        if epoch <= self.plain_epochs:
+            return losses.weighted_mean(losses.supervised(logits, batch["labels"], self.regression))
+        weights = self.weights[batch["rows"]]
+        if self.teacher is None:
+            return losses.weighted_mean(losses.supervised(logits, batch["labels"], self.regression), weights)
+        return losses.dcs_loss(logits, batch["labels"], self.teacher[batch["rows"]], weights,
+                               self.cfg.alpha, self.cfg.temperature, self.regression)
+
+    def end_epoch(self, epoch, train_logits, predict_train):
+        if not self.reweighting:
+            return None
+        if epoch < self.plain_epochs or epoch == self.cfg.epochs:
+            return weighting.weight_stats(self.weights.cpu())  # no one trains on an update after the last epoch
+        student = train_logits if self.cfg.disagreement_source == "train" else predict_train()
+        reference = self.teacher.cpu() if self.teacher is not None else self.labels
+        disagree = weighting.disagreement(student, reference, regression=self.regression, delta=self.cfg.delta)
+        new = weighting.update_weights(self.weights.cpu(), disagree, lam=self.cfg.lam, step=self.cfg.step,
+                                       accumulate=self.cfg.accumulate, clip_min=self.cfg.clip_min,
+                                       clip_max=self.cfg.clip_max)
+        self.weights = new.to(self.weights.device)
+        return weighting.weight_stats(new, disagree)
+
+
+# ---------------------------------------------------------------- the teacher and its cache
+
+_TEACHER_CACHE: dict[str, tuple[torch.Tensor, dict]] = {}
+
+
+def teacher_key(cfg: RunConfig, n_train_rows: int) -> str:
+    """What the cached teacher logits depend on, hashed: model, task, seed, epochs, data subset, optimisation."""
+    fields = ("model", "task", "seed", "teacher_epochs", "n_train", "data_seed", "max_length", "batch_size", "lr",
+              "weight_decay", "warmup_ratio", "grad_accum", "max_grad_norm", "group_by_length", "amp")
+    described = {name: getattr(cfg, name) for name in fields}
+    described["task"] = get_task(cfg.task).name
+    described["rows"] = n_train_rows
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def teacher_logits(cfg: RunConfig, task: Task, data, tokenizer, cache_dir: str | Path | None = "runs/cache",
+                   progress: bool | None = None) -> tuple[torch.Tensor, dict]:
+    """Teacher logits on the training set, (n_train, classes), and the teacher's record.
+
+    Computed once per configuration (see :func:`teacher_key`): kept in memory for
+    the session and, unless ``cache_dir`` is None, saved as safetensors on disk.
+    """
+    key = teacher_key(cfg, len(data["train"]))
+    if key in _TEACHER_CACHE:
+        return _TEACHER_CACHE[key]
+    path = Path(cache_dir) / f"teacher-{task.name}-{key}.safetensors" if cache_dir else None
+    if path is not None and path.is_file():
+        tensors = load_file(path)
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            record = json.loads(f.metadata()["record"])
+        record["cached"] = True
+        _TEACHER_CACHE[key] = (tensors["logits"], record)
+        return _TEACHER_CACHE[key]
+
+    start = time.perf_counter()
+    seed_everything(cfg.seed)
+    model = load_model(cfg.model, task)
+    train_cfg = cfg.train_config(epochs=cfg.teacher_epochs, progress=progress)
+    history = []
+    if cfg.teacher_epochs > 0:
+        history = fit(model, data["train"], _eval_sets(task, data), task, Supervised(task), train_cfg,
+                      tokenizer.pad_token_id, desc="teacher")
+    device = pick_device(cfg.device)
+    loader = make_loader(data["train"], train_cfg.eval_batch_size, tokenizer.pad_token_id, device, shuffle=False)
+    logits = predict(model.to(device), loader, device, len(data["train"]))
+    record = {
+        "epochs": history,
+        "final": history[-1]["dev"] if history else None,
+        "train": scores(task, logits, data["train"]["label"]),
+        "wall_s": time.perf_counter() - start,
+        "cached": False,
+    }
+    del model
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"logits": logits.contiguous()}, tmp, metadata={"record": json.dumps(record)})
+        tmp.replace(path)
+    _TEACHER_CACHE[key] = (logits, record)
+    return logits, record
+
+
+# ---------------------------------------------------------------- one run
+
+
+def _eval_sets(task: Task, data) -> dict:
+    return {split: data[split] for split in task.eval_splits}
+
+
+def prepare_data(cfg: RunConfig, task: Task, tokenizer):
+    """Load, subsample and tokenise the task's splits for ``cfg``."""
+    raw = load_task(task, cfg.data_dir)
+    seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
+    raw["train"] = subsample(raw["train"], cfg.n_train, seed, "training set")
+    for split in task.eval_splits:
+        raw[split] = subsample(raw[split], cfg.n_dev, seed, f"{split} set")
+    return {split: tokenize(ds, tokenizer, task, cfg.max_length) for split, ds in raw.items()}
+
+
+def versions() -> dict[str, str]:
+    import datasets
+    import transformers
+
+    from . import __version__
+
+    return {"dcs_lib": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "datasets": datasets.__version__, "python": platform.python_version()}
+
+
+def best_epoch(history: list[dict], task: Task) -> dict:
+    return max(history, key=lambda record: record["dev"][task.primary])
+
+
+def run(cfg: RunConfig, *, progress: bool | None = None, cache_dir: str | Path | None = "runs/cache",
+        data=None, tokenizer=None, on_epoch=None) -> dict:
+    """Train ``cfg.method`` on ``cfg.task`` and return the run's record (a JSON-ready dict).
+
+    ``data`` and ``tokenizer`` may be passed in to reuse them across runs of the
+    same task and model (a grid does).
+    """
+    task = cfg.validate()
+    start = time.perf_counter()
+    tokenizer = tokenizer or load_tokenizer(cfg.model)
+    data = data or prepare_data(cfg, task, tokenizer)
+    device = pick_device(cfg.device)
+
+    teacher, teacher_record = None, None
+    if cfg.uses_teacher:
+        teacher, teacher_record = teacher_logits(cfg, task, data, tokenizer, cache_dir, progress)
+
+    seed_everything(cfg.seed)
+    model = load_model(cfg.model, task)
+    labels = torch.tensor(data["train"]["label"])
+    objective = Supervised(task) if cfg.method == "vanilla" else Weighted(task, cfg, labels, teacher, device)
+    history = fit(model, data["train"], _eval_sets(task, data), task, objective, cfg.train_config(progress=progress),
+                  tokenizer.pad_token_id, desc=cfg.method, on_epoch=on_epoch)
+    record = {
+        "task": task.name,
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "config": dataclasses.asdict(cfg),
+        "metric": task.primary,
+        "n_train": len(data["train"]),
+        "n_dev": len(data[task.eval_splits[0]]),
+        "epochs": history,
+        "best": {"epoch": (b := best_epoch(history, task))["epoch"], **b["dev"]},
+        "final": {"epoch": history[-1]["epoch"], **history[-1]["dev"]},
+        "teacher": teacher_record and {k: v for k, v in teacher_record.items() if k != "epochs"},
+        "wall_s": time.perf_counter() - start,
+        "device": _describe(device),
+        "versions": versions(),
+    }
+    return record
+
+
+def _describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type

@@ -1,0 +1,255 @@
+"""The training loop: one readable function, :func:`fit`, plus the helpers it needs.
+
+What the loop does, in order, every epoch: draw batches (length-grouped and
+dynamically padded), run the forward pass under autocast when AMP is on, ask the
+*objective* for the loss, step AdamW with a linear warm-up and decay, and at the
+end of the epoch let the objective update its state (DCS updates its sample
+weights here) and evaluate on the dev set(s).
+
+The objective is what distinguishes vanilla fine-tuning, KD, reweighting and DCS
+(:mod:`dcs_lib.methods`); the loop itself knows nothing about teachers or weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from . import metrics as metric_fns
+from .data import LengthBatchSampler, PadCollator
+from .errors import DCSError, NonFiniteLossError
+from .tasks import Task
+
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    grad_accum: int = 1  # optimiser step every this many batches
+    max_grad_norm: float = 1.0  # 0 turns clipping off
+    amp: str = "auto"  # auto: bf16 (or fp16 + GradScaler) on CUDA, off on CPU and MPS
+    compile: bool = False  # torch.compile the model
+    group_by_length: bool = True
+    device: str | None = None  # None: cuda -> mps -> cpu
+    progress: bool | None = None  # None: on unless TQDM_DISABLE is set
+    seed: int = 0  # shuffling; dropout draws from the global generator seeded by seed_everything
+
+
+def pick_device(override: str | None = None) -> torch.device:
+    """The best device available (cuda, then mps, then cpu), or ``override``."""
+    if override:
+        device = torch.device(override)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise DCSError(f"device {override!r} was asked for but CUDA is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and every GPU); return a generator for DataLoaders."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def amp_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device``, or None for full float32."""
+    if amp not in AMP_MODES:
+        raise DCSError(f"unknown amp mode {amp!r}; choose one of {AMP_MODES}")
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    return (not os.environ.get("TQDM_DISABLE")) if progress is None else progress
+
+
+def make_loader(dataset: Dataset, batch_size: int, pad_token_id: int, device: torch.device, *, shuffle: bool,
+                group_by_length: bool = True, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+    """A DataLoader of padded batches; evaluation loaders sort by length (fastest, order is irrelevant)."""
+    sampler = LengthBatchSampler(dataset["length"], batch_size, shuffle=shuffle, group_by_length=group_by_length,
+                                 seed=seed, num_replicas=num_replicas, rank=rank)
+    collate = PadCollator(pad_token_id, pad_to_multiple_of=8 if device.type == "cuda" else None)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                       pin_memory=device.type == "cuda")
+
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def forward(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits (batch, num_labels) for a batch already on the model's device."""
+    return model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
+
+
+@torch.no_grad()
+def predict(model, loader, device: torch.device, n: int, *, dtype: torch.dtype | None = None,
+            progress: bool = False, desc: str = "predict") -> torch.Tensor:
+    """Eval-mode logits for every example in ``loader``'s dataset -> (n, num_labels), float32, CPU.
+
+    Row ``i`` of the result belongs to the example with ``row == i``, whatever order
+    the loader visits them in.
+    """
+    model.eval()
+    out = None
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        batch = to_device(batch, device)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = forward(model, batch).float()
+        if out is None:
+            out = torch.zeros(n, logits.shape[-1], device=device)
+        out[batch["rows"]] = logits
+    return out.cpu()
+
+
+def scores(task: Task, logits: torch.Tensor, labels) -> dict[str, float]:
+    """GLUE metrics of ``task`` for logits (n, num_labels) against labels (n,)."""
+    predictions = logits.reshape(-1) if task.is_regression else logits.argmax(dim=-1)
+    return metric_fns.compute(task.metrics, predictions.numpy(), np.asarray(labels))
+
+
+class Objective(Protocol):
+    """What a training method supplies to :func:`fit`."""
+
+    needs_train_logits: bool  # keep the logits of every training step for end_epoch
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor], epoch: int) -> torch.Tensor: ...
+
+    def end_epoch(self, epoch: int, train_logits: torch.Tensor | None,
+                  predict_train: Callable[[], torch.Tensor]) -> dict | None: ...
+
+
+def _optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
+    # No weight decay on biases and LayerNorm weights, as in BERT.
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim == 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=None)
+
+
+def _linear_schedule(optimizer, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, objective: Objective,
+        cfg: TrainConfig, pad_token_id: int = 0, *, desc: str = "train",
+        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs; return one record per epoch.
+
+    Each record: ``{"epoch", "train_loss", "dev": {metric: value}, "time_s"}`` plus
+    whatever the objective's ``end_epoch`` returned under ``"weights"``. ``on_epoch``
+    is called with each record as soon as it exists.
+    """
+    device = pick_device(cfg.device)
+    dtype = amp_dtype(device, cfg.amp)
+    show = progress_enabled(cfg.progress)
+    model.to(device)
+    step_model = torch.compile(model) if cfg.compile else model
+
+    loader = make_loader(train_set, cfg.batch_size, pad_token_id, device, shuffle=True,
+                         group_by_length=cfg.group_by_length, seed=cfg.seed)
+    train_eval_loader = make_loader(train_set, cfg.eval_batch_size, pad_token_id, device, shuffle=False)
+    eval_loaders = {split: make_loader(ds, cfg.eval_batch_size, pad_token_id, device, shuffle=False)
+                    for split, ds in eval_sets.items()}
+
+    steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
+    total_steps = steps_per_epoch * cfg.epochs
+    optimizer = _optimizer(model, cfg)
+    scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    # fp16 needs loss scaling to keep small gradients from underflowing; bf16 does not.
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    def predict_train() -> torch.Tensor:
+        return predict(step_model, train_eval_loader, device, len(train_set), dtype=dtype, progress=show,
+                       desc="predict train")
+
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        loader.batch_sampler.set_epoch(epoch)
+        model.train()
+        train_logits = (torch.zeros(len(train_set), task.num_labels, device=device)
+                        if objective.needs_train_logits else None)
+        total, count = 0.0, 0
+        bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=not show)
+        for step, batch in enumerate(bar, start=1):
+            batch = to_device(batch, device)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = forward(step_model, batch)
+            loss = objective.loss(logits.float(), batch, epoch)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"{desc}: the loss became {value} at epoch {epoch}, step {step}; "
+                                         "try a lower learning rate, or --amp off")
+            if train_logits is not None:
+                train_logits[batch["rows"]] = logits.detach().float()
+            scaler.scale(loss / cfg.grad_accum).backward()
+            if step % cfg.grad_accum == 0 or step == len(loader):
+                if cfg.max_grad_norm:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            total, count = total + value, count + 1
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{total / count:.4f}")
+        bar.close()
+
+        record = {"epoch": epoch, "train_loss": total / count}
+        stats = objective.end_epoch(epoch, train_logits.cpu() if train_logits is not None else None, predict_train)
+        if stats is not None:
+            record["weights"] = stats
+        record["dev"] = evaluate(step_model, eval_loaders, eval_sets, task, device, dtype)
+        record["time_s"] = time.perf_counter() - start
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
+    return history
+
+
+def evaluate(model, loaders: dict, datasets: dict[str, Dataset], task: Task, device: torch.device,
+             dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Metrics on every eval split; the first split's keys are plain, others are prefixed by split name."""
+    results = {}
+    for i, (split, loader) in enumerate(loaders.items()):
+        logits = predict(model, loader, device, len(datasets[split]), dtype=dtype)
+        prefix = "" if i == 0 else f"{split}_"
+        results.update({prefix + k: v for k, v in scores(task, logits, datasets[split]["label"]).items()})
+    return results
