@@ -94,8 +94,10 @@ def make_loader(dataset: Dataset, batch_size: int, pad_token_id: int, device: to
     sampler = LengthBatchSampler(dataset["length"], batch_size, shuffle=shuffle, group_by_length=group_by_length,
                                  seed=seed, num_replicas=num_replicas, rank=rank)
     collate = PadCollator(pad_token_id, pad_to_multiple_of=8 if device.type == "cuda" else None)
+    # An explicit generator: otherwise every pass over a loader draws from the global generator,
+    # and an extra evaluation pass would change the dropout masks of all later steps.
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                       pin_memory=device.type == "cuda")
+                                       pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed))
 
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

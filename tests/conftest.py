@@ -1,0 +1,48 @@
+"""Shared fixtures: the real GLUE folder, a tiny randomly initialised BERT, and synthetic GLUE files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def glue_dir() -> Path | None:
+    candidate = os.environ.get("DCS_GLUE_DIR") or ROOT.parent / "shared" / "data" / "glue"
+    return Path(candidate) if Path(candidate, "RTE", "train.tsv").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def glue() -> Path:
+    path = glue_dir()
+    if path is None:
+        pytest.skip("real GLUE files not found: set DCS_GLUE_DIR to a glue_data folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide BERT with the bundled model's tokenizer: trains in a fraction of a second."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from dcs_lib.models import load_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = load_tokenizer(None)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def write_tsv(path: Path, rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    return path

@@ -1,0 +1,170 @@
+"""The training loop and the four methods, end to end.
+
+Identities run on a tiny random BERT (seconds); each method also runs once on a
+few dozen real RTE examples with the bundled pretrained model.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from dcs_lib import DCSError, NonFiniteLossError, get_task
+from dcs_lib import methods
+from dcs_lib.methods import RunConfig, prepare_data, run, teacher_logits
+from dcs_lib.models import load_model, load_tokenizer
+from dcs_lib.train import Objective, TrainConfig, amp_dtype, fit, pick_device
+
+REQUIRED = {"task", "method", "seed", "config", "epochs", "best", "final", "wall_s", "device", "versions"}
+
+
+@pytest.fixture
+def tiny(tiny_model, glue):
+    return RunConfig(task="rte", model=tiny_model, data_dir=str(glue), n_train=48, n_dev=32, epochs=3,
+                     teacher_epochs=1, batch_size=8, lr=1e-3, seed=5)
+
+
+def same_numbers(a: dict, b: dict) -> bool:
+    return [e["dev"] for e in a["epochs"]] == [e["dev"] for e in b["epochs"]] and \
+        [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
+
+
+def test_record_has_every_field_and_weight_stats(tiny, tmp_path):
+    record = run(dataclasses.replace(tiny, method="dcs"), progress=False, cache_dir=tmp_path)
+    assert REQUIRED <= record.keys() and record["n_train"] == 48 and record["n_dev"] == 32
+    assert len(record["epochs"]) == 3 and all("accuracy" in e["dev"] for e in record["epochs"])
+    weights = [e["weights"] for e in record["epochs"]]
+    assert all(w["mean"] == pytest.approx(1.0, abs=1e-5) for w in weights)
+    assert "discordant" in weights[0] and "discordant" not in weights[-1]  # no update after the last epoch
+    assert record["teacher"]["cached"] is False and record["best"]["accuracy"] >= record["final"]["accuracy"]
+
+
+def test_runs_are_reproducible(tiny, tmp_path):
+    cfg = dataclasses.replace(tiny, method="reweight")
+    assert same_numbers(run(cfg, progress=False, cache_dir=None), run(cfg, progress=False, cache_dir=None))
+
+
+def test_dcs_with_lambda_zero_is_exactly_kd(tiny, tmp_path):
+    kd = run(dataclasses.replace(tiny, method="kd"), progress=False, cache_dir=tmp_path)
+    dcs = run(dataclasses.replace(tiny, method="dcs", lam=0.0, plain_epochs=0), progress=False, cache_dir=tmp_path)
+    assert same_numbers(kd, dcs)
+    assert all(e["weights"]["max"] == pytest.approx(1.0) for e in dcs["epochs"])
+
+
+def test_dcs_with_alpha_one_and_lambda_zero_is_exactly_vanilla(tiny, tmp_path):
+    vanilla = run(dataclasses.replace(tiny, method="vanilla"), progress=False, cache_dir=tmp_path)
+    dcs = run(dataclasses.replace(tiny, method="dcs", lam=0.0, alpha=1.0), progress=False, cache_dir=tmp_path)
+    assert same_numbers(vanilla, dcs)
+
+
+def test_weights_move_away_from_uniform(tiny, tmp_path):
+    record = run(dataclasses.replace(tiny, method="dcs", lam=2.0, disagreement_source="train", teacher_epochs=2,
+                                     plain_epochs=1), progress=False, cache_dir=tmp_path)
+    first = record["epochs"][0]["weights"]
+    assert first["discordant"] > 0 and first["max"] > 1.5 and first["ess"] < 1.0
+
+
+def test_teacher_logits_are_cached_in_memory_and_on_disk(tiny, tmp_path, monkeypatch):
+    task = get_task("rte")
+    tokenizer = load_tokenizer(tiny.model)
+    data = prepare_data(tiny, task, tokenizer)
+    methods._TEACHER_CACHE.clear()  # other tests trained this teacher already
+    logits, record = teacher_logits(tiny, task, data, tokenizer, tmp_path)
+    assert logits.shape == (48, 2) and len(list(tmp_path.glob("teacher-rte-*.safetensors"))) == 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the teacher was trained again")
+
+    monkeypatch.setattr(methods, "fit", no_training)
+    assert teacher_logits(tiny, task, data, tokenizer, tmp_path)[0] is logits  # memory
+    methods._TEACHER_CACHE.clear()
+    again, again_record = teacher_logits(tiny, task, data, tokenizer, tmp_path)  # disk
+    assert torch.equal(again, logits) and again_record["cached"] and again_record["final"] == record["final"]
+    with pytest.raises(AssertionError, match="trained again"):  # another teacher budget is another key
+        teacher_logits(dataclasses.replace(tiny, teacher_epochs=2), task, data, tokenizer, tmp_path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(lam=-1.0), "lambda must be >= 0"),
+    (dict(alpha=1.5), r"alpha must be in \[0, 1\]"),
+    (dict(temperature=0.0), "temperature T must be > 0"),
+    (dict(method="boost"), "unknown method 'boost'"),
+    (dict(step="linear"), "unknown step rule 'linear'"),
+    (dict(task="glue"), "unknown task 'glue'"),
+])
+def test_bad_settings_are_refused(change, message):
+    with pytest.raises(DCSError, match=message):
+        RunConfig(**change).validate()
+
+
+class ExplodingObjective:
+    needs_train_logits = False
+
+    def loss(self, logits, batch, epoch):
+        loss = logits.sum() * 0
+        return loss + float("nan") if self.steps_seen == 2 else self.count(loss)
+
+    def count(self, loss):
+        self.steps_seen += 1
+        return loss
+
+    def end_epoch(self, *args):
+        return None
+
+    steps_seen = 0
+
+
+def test_a_nan_loss_stops_the_run_and_names_the_step(tiny):
+    task = get_task("rte")
+    tokenizer = load_tokenizer(tiny.model)
+    data = prepare_data(tiny, task, tokenizer)
+    model = load_model(tiny.model, task)
+    objective: Objective = ExplodingObjective()
+    with pytest.raises(NonFiniteLossError, match="the loss became nan at epoch 1, step 3"):
+        fit(model, data["train"], {"validation": data["validation"]}, task, objective,
+            TrainConfig(epochs=1, batch_size=8, progress=False))
+
+
+def test_gradient_accumulation_matches_a_bigger_batch(tiny):
+    task = get_task("rte")
+    tokenizer = load_tokenizer(tiny.model)
+    data = prepare_data(dataclasses.replace(tiny, n_train=16), task, tokenizer)
+
+    def trained(batch_size, accum):
+        torch.manual_seed(0)
+        model = load_model(tiny.model, task)
+        model.config.hidden_dropout_prob = 0.0
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        fit(model, data["train"], {}, task, methods.Supervised(task),
+            TrainConfig(epochs=1, batch_size=batch_size, grad_accum=accum, group_by_length=False, progress=False,
+                        lr=1e-3, warmup_ratio=0.0), tokenizer.pad_token_id)
+        return model.classifier.weight.detach().clone()
+
+    # 16 examples: one batch of 16, or two of 8 accumulated; padding differs, so compare loosely.
+    assert torch.allclose(trained(16, 1), trained(8, 2), atol=1e-4)
+
+
+def test_device_and_amp_choice_on_cpu():
+    assert pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert pick_device().type in ("cpu", "mps")
+        with pytest.raises(DCSError, match="CUDA is not available"):
+            pick_device("cuda")
+    assert amp_dtype(torch.device("cpu"), "auto") is None
+    assert amp_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
+    with pytest.raises(DCSError, match="unknown amp mode"):
+        amp_dtype(torch.device("cpu"), "int8")
+
+
+@pytest.mark.parametrize("method", methods.METHODS)
+def test_each_method_on_real_rte_with_the_bundled_model(glue, tmp_path, method):
+    cfg = RunConfig(task="RTE", method=method, data_dir=str(glue), n_train=32, n_dev=32, epochs=2,
+                    teacher_epochs=1, batch_size=16, seed=1)
+    record = run(cfg, progress=False, cache_dir=tmp_path)
+    assert record["task"] == "rte" and record["method"] == method and len(record["epochs"]) == 2
+    for epoch in record["epochs"]:
+        assert 0.0 <= epoch["dev"]["accuracy"] <= 1.0 and epoch["train_loss"] > 0
+    assert ("weights" in record["epochs"][0]) == (method in ("reweight", "dcs"))
+    assert (record["teacher"] is not None) == (method in ("kd", "dcs"))
