@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 	$(PY) -m dcs_lib demo $(ARGS)
 
 test: $(VENV)/.installed
-	TQDM_DISABLE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest tests $(ARGS)
+	TQDM_DISABLE=1 DCS_SMOKE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest tests notebooks --nbval-lax $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .hypothesis

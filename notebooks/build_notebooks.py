@@ -315,7 +315,7 @@ def token_lengths(task, dataset, sample=None):
     """Token count of each example (no truncation) -> (n,) int array."""
     if sample is not None and sample < len(dataset):
         dataset = dataset.shuffle(seed=SEED).select(range(sample))
-    encoded = tokenizer(*[dataset[c] for c in task.text_columns])
+    encoded = tokenizer(*[list(dataset[c]) for c in task.text_columns])
     return np.array([len(ids) for ids in encoded["input_ids"]])
 
 
@@ -450,7 +450,7 @@ teacher = torch.tensor([[4.0, 1.0, -2.0],
 student = torch.tensor([[2.0, 2.0, -1.0],
                         [0.0, 1.0, 1.0]])
 for T in (1.0, 2.0, 5.0):
-    print(f"T = {T}: teacher probabilities", F.softmax(teacher / T, dim=-1).numpy().round(4).tolist())
+    print(f"T = {T}: teacher probabilities", F.softmax(teacher / T, dim=-1).double().numpy().round(4).tolist())
 '''),
         md(r"""
 ## 2. The KD loss, written out
@@ -513,8 +513,8 @@ p_t = F.softmax(teacher / T, dim=-1)
 soft_ce = -(p_t * F.log_softmax(student / T, dim=-1)).sum(-1)
 entropy = -(p_t * p_t.log()).sum(-1)
 kl = kd_loss(student, teacher, T) / (T * T)
-print("soft CE         ", soft_ce.numpy().round(4).tolist())
-print("KL + H(teacher) ", (kl + entropy).numpy().round(4).tolist())
+print("soft CE         ", soft_ce.double().numpy().round(4).tolist())
+print("KL + H(teacher) ", (kl + entropy).double().numpy().round(4).tolist())
 
 z1, z2 = student.clone().requires_grad_(True), student.clone().requires_grad_(True)
 (-(p_t * F.log_softmax(z1 / T, dim=-1)).sum()).backward()
@@ -892,7 +892,7 @@ beta = 0.5 * math.log((1 - eps) / eps)
 w_next = w * torch.exp(beta * missed)
 w_next = w_next / w_next.sum()
 print(f"eps = {eps:.4f}, beta = {beta:.4f}")
-print("weights after one round:", w_next.numpy().round(4).tolist())
+print("weights after one round:", w_next.double().numpy().round(4).tolist())
 print(f"share of weight on the two missed examples: {w_next[missed.bool()].sum().item():.4f}")
 '''),
         md("""
@@ -946,7 +946,7 @@ d = torch.tensor([1, 0, 0, 1, 0, 0, 0, 1, 0, 0], dtype=torch.float)
 for label, kwargs in [("fixed, lambda=1", {}), ("adaboost, lambda=1", {"step": "adaboost"}),
                       ("fixed, lambda=1, clip_max=1.5", {"clip_max": 1.5})]:
     w1 = dcs_update(w0, d, **kwargs)
-    print(f"{label:30s}", w1.numpy().round(4).tolist(), f"mean {w1.mean().item():.4f}")
+    print(f"{label:30s}", w1.double().numpy().round(4).tolist(), f"mean {w1.mean().item():.4f}")
 '''),
         md("""
 Now the library's version, `dcs_lib.weighting.update_weights`. It adds one option, `accumulate`:
@@ -967,7 +967,7 @@ for trial in range(50):
         kwargs = dict(lam=float(torch.rand(1, generator=gen)) * 2, step=step, clip_min=0.2, clip_max=5.0)
         torch.testing.assert_close(dcs_update(w, dd, **kwargs), update_weights(w, dd, **kwargs), rtol=1e-5, atol=1e-5)
 print("dcs_update and dcs_lib.weighting.update_weights agree on 100 random cases")
-print("library, fixed step:", update_weights(w0, d).numpy().round(4).tolist())
+print("library, fixed step:", update_weights(w0, d).double().numpy().round(4).tolist())
 '''),
         md(r"""
 Two numbers summarise a weight vector, and `weight_stats` reports both each epoch: the share of
@@ -1288,7 +1288,7 @@ SUMMARY_02
         code('''
 # 1. Each discordant update multiplies by e^lambda, before the common rescaling: the ratio is e^(k*lambda).
 h = simulate(lam=1.0, clip_min=1e-6, clip_max=1e6)
-print("stubborn / easy after k updates:", (h[:, -1] / h[:, 0]).numpy().round(2).tolist())
+print("stubborn / easy after k updates:", (h[:, -1] / h[:, 0]).double().numpy().round(2).tolist())
 print("e^k:                           ", [round(math.exp(k), 2) for k in range(TOY_EPOCHS + 1)])
 '''),
         code('''

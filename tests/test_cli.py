@@ -1,0 +1,94 @@
+"""The command line: help, a real run, and one clear line for every kind of bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+
+def dcs(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "dcs_lib", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_documents_every_option():
+    out = dcs("train", "--help").stdout
+    for flag in ("--task", "--method", "--model", "--data-dir", "--n-train", "--epochs", "--teacher-epochs", "--lam",
+                 "--alpha", "--temperature", "--seed", "--batch-size", "--lr", "--results", "--disagreement-source",
+                 "--step", "--no-accumulate", "--amp"):
+        assert flag in out
+    assert all(word in dcs("--help").stdout for word in ("demo", "train", "grid", "report"))
+
+
+def test_train_appends_one_record(tmp_path, tiny_model, glue):
+    results = tmp_path / "out" / "results.jsonl"
+    for _ in range(2):
+        done = dcs("train", "--task", "Rte", "--method", "dcs", "--model", tiny_model, "--data-dir", glue,
+                   "--n-train", 24, "--n-dev", 16, "--epochs", 2, "--teacher-epochs", 1, "--lam", 2, "-T", 3,
+                   "--results", results, "--cache-dir", tmp_path / "cache", "--no-progress")
+        assert done.returncode == 0, done.stderr
+    lines = results.read_text().splitlines()
+    record = json.loads(lines[-1])
+    assert len(lines) == 2 and record["config"]["lam"] == 2.0 and record["config"]["temperature"] == 3.0
+    assert {"task", "method", "seed", "config", "epochs", "best", "final", "wall_s", "device", "versions"} <= set(record)
+    assert "weights" in record["epochs"][0] and "accuracy" in record["epochs"][0]["dev"]
+    assert "rte dcs seed 42" in done.stdout
+
+    report = dcs("report", results, "--out", tmp_path / "report")
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report" / "summary.png").is_file() and "| rte | accuracy |" in report.stdout
+
+
+def bad(*args):
+    done = dcs(*args, timeout=120)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and done.stderr.startswith("error: ")
+    return done.stderr
+
+
+def test_unknown_task():
+    assert "valid tasks: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli" in bad("train", "--task", "imdb")
+
+
+def test_missing_data_dir(tmp_path):
+    message = bad("train", "--data-dir", tmp_path / "nope")
+    assert "nope does not exist" in message and "RTE/train.tsv" in message
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--lam", "-1", "lambda must be >= 0"),
+    ("--alpha", "1.2", "alpha must be in [0, 1]"),
+    ("--temperature", "0", "temperature T must be > 0"),
+])
+def test_bad_hyper_parameters(option, value, message):
+    assert message in bad("train", option, value)
+
+
+def test_model_folder_without_weights(tmp_path, tiny_model, glue):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert "has no weights: expected one of model.safetensors" in bad("train", "--model", folder, "--data-dir", glue)
+
+
+def test_empty_subset(glue):
+    assert "would be empty" in bad("train", "--n-train", 0, "--data-dir", glue)
+
+
+def test_malformed_tsv_row(tmp_path):
+    (tmp_path / "RTE").mkdir()
+    (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tx\n")
+    message = bad("train", "--data-dir", tmp_path)
+    assert "train.tsv: line 3: expected 4 tab-separated columns, found 2" in message
+
+
+def test_results_path_that_cannot_be_written(tmp_path):
+    (tmp_path / "file").write_text("")
+    assert "cannot write results to" in bad("train", "--results", tmp_path / "file" / "results.jsonl")
+
+
+def test_report_of_a_missing_file(tmp_path):
+    assert "does not exist" in bad("report", tmp_path / "none.jsonl")

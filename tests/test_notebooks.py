@@ -1,0 +1,128 @@
+"""The course notebooks: committed clean, with outputs, and in step with the library.
+
+These tests read the .ipynb files; they do not run them. Running them is nbval's job
+(``DCS_SMOKE=1 pytest --nbval-lax notebooks/``), which also compares the cells marked
+``# NBVAL_CHECK_OUTPUT``. Here we check what a reader sees on GitHub: every code cell
+executed in order in one fresh kernel, no errors, no volatile metadata, outputs from a
+full run rather than the smoke mode; and that the functions the notebooks write out
+by hand agree with the library's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+EXPECTED = ["00_setup", "01_kd_basics", "02_sample_reweighting", "03_dcs_end_to_end"]
+
+
+def read(name: str):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def code_cells(nb):
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def test_all_notebooks_present():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_committed_executed_in_order_without_errors(name):
+    nb = read(name)
+    nbformat.validate(nb)
+    cells = code_cells(nb)
+    counts = [cell.execution_count for cell in cells]
+    assert None not in counts, f"{name}: code cells {[i for i, c in enumerate(counts) if c is None]} were not run"
+    assert counts == list(range(1, len(cells) + 1)), f"{name}: not run top to bottom in one fresh kernel: {counts}"
+    assert sum(len(cell.outputs) for cell in cells) >= len(cells) // 2, f"{name}: most code cells have no output"
+    for i, cell in enumerate(cells):
+        for output in cell.outputs:
+            assert output.output_type != "error", f"{name}: code cell {i} raised {output.get('ename')}"
+            assert not (output.output_type == "stream" and output.name == "stderr" and "Traceback" in output.text)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_no_volatile_metadata(name):
+    nb = read(name)
+    assert "widgets" not in nb.metadata, f"{name}: widget state is committed"
+    for i, cell in enumerate(nb.cells):
+        assert "execution" not in cell.metadata, f"{name}: cell {i} keeps execution timings"
+        assert "ExecuteTime" not in cell.metadata, f"{name}: cell {i} keeps execution timings"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_outputs_come_from_a_full_run(name):
+    nb = read(name)
+    first = nb.cells[0].source
+    assert re.search(r"Full run: \d+ min", first), f"{name}: the header does not state the measured run time"
+    printed = "".join(o.get("text", "") for cell in code_cells(nb) for o in cell.outputs if o.output_type == "stream")
+    assert "SMOKE = False" in printed, f"{name}: the committed outputs are not from a full run"
+    assert "SMOKE = True" not in printed
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_structure(name):
+    """Goals and run time first, one parameters cell, exercises, solutions, paper vs our reading."""
+    nb = read(name)
+    text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    for heading in ("## Parameters", "## Summary", "## Exercises", "## Solutions"):
+        assert heading in text, f"{name}: no {heading!r} section"
+    assert "our reading" in text and "paper" in text
+    params = [cell for cell in code_cells(nb) if 'os.environ.get("DCS_SMOKE")' in cell.source]
+    assert len(params) == 1, f"{name}: expected one parameters cell"
+    assert "(Written after the full run.)" not in text, f"{name}: a discussion is still a placeholder"
+
+
+@pytest.mark.parametrize("name", ["01_kd_basics", "02_sample_reweighting", "03_dcs_end_to_end"])
+def test_results_files_back_the_numbers(name):
+    path = ROOT / "data" / "results" / "notebooks" / f"{name}.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert records, f"{path} is empty"
+    for record in records:
+        assert record["task"] == "rte" and record["n_train"] == 2490 and record["epochs"]
+        assert record["config"]["n_train"] is None and record["config"]["n_dev"] is None
+
+
+def defined_in(name: str, function: str):
+    """Execute the notebook cell that defines ``function`` and return it."""
+    cells = [cell.source for cell in code_cells(read(name)) if re.search(rf"^def {function}\(", cell.source, re.M)]
+    assert len(cells) == 1, f"{name}: expected one cell defining {function}"
+    namespace = {}
+    exec("import math\nimport torch\nimport torch.nn.functional as F\n" + cells[0], namespace)
+    return namespace[function]
+
+
+def test_inline_kd_loss_matches_library():
+    from dcs_lib.losses import kd_kl
+
+    kd_loss = defined_in("01_kd_basics", "kd_loss")
+    gen = torch.Generator().manual_seed(1)
+    for classes in (2, 3, 5):
+        for temperature in (0.5, 1.0, 2.0, 4.0, 10.0):
+            student = torch.randn(32, classes, generator=gen) * 4
+            teacher = torch.randn(32, classes, generator=gen) * 4
+            torch.testing.assert_close(kd_loss(student, teacher, temperature), kd_kl(student, teacher, temperature))
+
+
+def test_inline_weight_update_matches_library():
+    from dcs_lib.weighting import update_weights
+
+    dcs_update = defined_in("02_sample_reweighting", "dcs_update")
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(100):
+        n = int(torch.randint(1, 300, (1,), generator=gen))
+        weights = torch.rand(n, generator=gen) * 5 + 0.05
+        disagree = (torch.rand(n, generator=gen) < float(torch.rand(1, generator=gen))).float()
+        for step in ("fixed", "adaboost"):
+            kwargs = dict(lam=float(torch.rand(1, generator=gen)) * 3, step=step, clip_min=0.1, clip_max=10.0)
+            torch.testing.assert_close(dcs_update(weights, disagree, **kwargs), update_weights(weights, disagree, **kwargs),
+                                       rtol=1e-5, atol=1e-5)
