@@ -69,6 +69,7 @@ def load_model(model: str | None, task: Task) -> torch.nn.Module:
                 label2id={name: i for i, name in enumerate(label_names)},
                 problem_type="regression" if task.is_regression else "single_label_classification",
                 dtype=torch.float32,  # float16 copies load as float32 too
+                ignore_mismatched_sizes=True,  # a head for another label count is replaced by a fresh one
                 trust_remote_code=False,
             )
     except OSError as err:

@@ -168,3 +168,31 @@ def test_each_method_on_real_rte_with_the_bundled_model(glue, tmp_path, method):
         assert 0.0 <= epoch["dev"]["accuracy"] <= 1.0 and epoch["train_loss"] > 0
     assert ("weights" in record["epochs"][0]) == (method in ("reweight", "dcs"))
     assert (record["teacher"] is not None) == (method in ("kd", "dcs"))
+
+
+def synthetic_stsb(folder):
+    import random
+
+    rng = random.Random(0)
+    words = "a man woman dog cat plays runs eats sleeps guitar ball food".split()
+    header = "index genre filename year old_index source1 source2 sentence1 sentence2 score".split()
+    for split, n in (("train", 40), ("dev", 16)):
+        rows = [header]
+        for i in range(n):
+            s1, s2 = " ".join(rng.choices(words, k=5)), " ".join(rng.choices(words, k=5))
+            rows.append([str(i), "main", "f", "2012", str(i), "s", "s", s1, s2, f"{rng.uniform(0, 5):.2f}"])
+        path = folder / "STS-B" / f"{split}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join("\t".join(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.mark.parametrize("method", ["vanilla", "dcs"])
+def test_regression_task_end_to_end(tiny_model, tmp_path, method):
+    data_dir = synthetic_stsb(tmp_path / "glue")
+    cfg = RunConfig(task="STS-B", method=method, model=tiny_model, data_dir=str(data_dir), epochs=2, teacher_epochs=3,
+                    batch_size=8, lr=1e-3, seed=3, delta=0.02)
+    record = run(cfg, progress=False, cache_dir=tmp_path / "cache")
+    assert record["metric"] == "pearson" and set(record["final"]) == {"epoch", "pearson", "spearman"}
+    if method == "dcs":
+        assert record["epochs"][0]["weights"]["discordant"] > 0  # |student - teacher| > delta somewhere
