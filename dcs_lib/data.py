@@ -121,8 +121,7 @@ def load_hub(task: Task) -> DatasetDict:
     except Exception as err:  # offline, hub down, ...: say how to get the data instead
         raise DCSError(
             f"could not load {task.name} from the Hugging Face hub ({type(err).__name__}: {err}).\n"
-            f"Give a local copy instead: --data-dir DIR or {GLUE_DIR_ENV}=DIR, with the "
-            f"{_layout_hint(task, 'DIR')}"
+            f"Give a local copy instead: --data-dir DIR or {GLUE_DIR_ENV}=DIR; {_layout_hint(task, 'DIR')}"
         ) from None
     columns = [*task.text_columns, "label", "idx"]
     return DatasetDict({split: loaded[split].select_columns(columns).cast(features_for(task)) for split in task.files})

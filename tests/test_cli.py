@@ -1,6 +1,7 @@
 """The command line: help, a real run, and one clear line for every kind of bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,9 +10,9 @@ import pytest
 from .conftest import ROOT
 
 
-def dcs(*args, timeout=600):
+def dcs(*args, timeout=600, env=None):
     return subprocess.run([sys.executable, "-m", "dcs_lib", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 def test_help_documents_every_option():
@@ -42,8 +43,8 @@ def test_train_appends_one_record(tmp_path, tiny_model, glue):
     assert (tmp_path / "report" / "summary.png").is_file() and "| rte | accuracy |" in report.stdout
 
 
-def bad(*args):
-    done = dcs(*args, timeout=120)
+def bad(*args, env=None):
+    done = dcs(*args, timeout=120, env=env)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr and done.stderr.startswith("error: ")
     return done.stderr
@@ -51,6 +52,14 @@ def bad(*args):
 
 def test_unknown_task():
     assert "valid tasks: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli" in bad("train", "--task", "imdb")
+
+
+def test_no_local_data_and_no_hub_says_how_to_supply_it():
+    env = {k: v for k, v in os.environ.items() if k != "DCS_GLUE_DIR"}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    message = bad("train", "--task", "rte", env=env)
+    assert "could not load rte from the Hugging Face hub" in message
+    assert "--data-dir DIR or DCS_GLUE_DIR=DIR; expected the glue_data layout: DIR/RTE/train.tsv" in message
 
 
 def test_missing_data_dir(tmp_path):

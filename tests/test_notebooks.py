@@ -63,7 +63,7 @@ def test_no_volatile_metadata(name):
 def test_outputs_come_from_a_full_run(name):
     nb = read(name)
     first = nb.cells[0].source
-    assert re.search(r"Full run: \d+ min", first), f"{name}: the header does not state the measured run time"
+    assert re.search(r"Full run: \d+(\.\d+)? min", first), f"{name}: the header does not state the measured run time"
     printed = "".join(o.get("text", "") for cell in code_cells(nb) for o in cell.outputs if o.output_type == "stream")
     assert "SMOKE = False" in printed, f"{name}: the committed outputs are not from a full run"
     assert "SMOKE = True" not in printed
