@@ -79,13 +79,16 @@ def _progress(args) -> bool | None:
 
 
 def cmd_train(args) -> None:
-    from .experiments import append_record, check_writable, run_id
-    from .methods import run
+    from .experiments import append_record, check_writable
+    from .methods import run, run_id
 
     cfg = _config(args)
     cfg.validate()
+    if args.resume and not args.checkpoint_dir:
+        raise DCSError("--resume needs --checkpoint-dir")
     check_writable(args.results)
-    record = run(cfg, progress=_progress(args), cache_dir=args.cache_dir)
+    record = run(cfg, progress=_progress(args), cache_dir=args.cache_dir, checkpoint_dir=args.checkpoint_dir,
+                 resume=args.resume)
     record["run_id"] = run_id(cfg)
     append_record(args.results, record)
     metric = record["metric"]
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                            )
     _add_run_options(train)
     train.add_argument("--results", default="runs/results.jsonl", help="results file (default: runs/results.jsonl)")
+    train.add_argument("--checkpoint-dir", help="save the student, optimiser, weights and RNG states here after every epoch")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
     common(train)
     train.set_defaults(func=cmd_train)
 

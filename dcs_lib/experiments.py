@@ -23,7 +23,6 @@ varying slowest::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
@@ -34,18 +33,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import DCSError
-from .methods import RunConfig, prepare_data, run
+from .methods import RunConfig, prepare_data, run, run_id
 from .models import load_tokenizer
-
-# Settings that do not change a run's numbers, left out of its identity.
-NOT_IDENTITY = ("data_dir", "device")
-
-
-def run_id(cfg: RunConfig) -> str:
-    described = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IDENTITY}
-    described["task"] = cfg.task.lower()
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
-
 
 # ---------------------------------------------------------------- the results file
 

@@ -26,11 +26,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import losses, weighting
+from .checkpoint import Checkpointer
 from .data import load_task, subsample, tokenize
 from .errors import DCSError
 from .models import DEFAULT_MODEL, load_model, load_tokenizer
 from .tasks import Task, get_task
-from .train import TrainConfig, fit, pick_device, predict, make_loader, scores, seed_everything, progress_enabled
+from .train import TrainConfig, fit, make_loader, pick_device, predict, scores, seed_everything
 
 METHODS = ("vanilla", "kd", "reweight", "dcs")
 DISAGREEMENT_SOURCES = ("eval", "train")
@@ -127,6 +128,12 @@ class Supervised:
     def end_epoch(self, epoch, train_logits, predict_train):
         return None
 
+    def state(self):
+        return {}
+
+    def load_state(self, tensors):
+        pass
+
 
 class Weighted:
     """KD, reweighting and DCS: one objective, three settings.
@@ -169,6 +176,12 @@ class Weighted:
                                        clip_max=self.cfg.clip_max)
         self.weights = new.to(self.weights.device)
         return weighting.weight_stats(new, disagree)
+
+    def state(self):
+        return {"weights": self.weights}
+
+    def load_state(self, tensors):
+        self.weights = tensors["weights"].to(self.weights.device)
 
 
 # ---------------------------------------------------------------- the teacher and its cache
@@ -266,12 +279,26 @@ def best_epoch(history: list[dict], task: Task) -> dict:
     return max(history, key=lambda record: record["dev"][task.primary])
 
 
+# Settings that do not change a run's numbers, left out of its identity.
+NOT_IDENTITY = ("data_dir", "device")
+
+
+def run_id(cfg: RunConfig) -> str:
+    """A short hash of every setting that changes a run's numbers."""
+    described = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IDENTITY}
+    described["task"] = cfg.task.lower()
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def run(cfg: RunConfig, *, progress: bool | None = None, cache_dir: str | Path | None = "runs/cache",
-        data=None, tokenizer=None, on_epoch=None) -> dict:
+        data=None, tokenizer=None, on_epoch=None, checkpoint_dir: str | Path | None = None,
+        resume: bool = False) -> dict:
     """Train ``cfg.method`` on ``cfg.task`` and return the run's record (a JSON-ready dict).
 
     ``data`` and ``tokenizer`` may be passed in to reuse them across runs of the
-    same task and model (a grid does).
+    same task and model (a grid does). With ``checkpoint_dir`` the student is saved
+    after every epoch; with ``resume`` too, the run continues from the newest
+    checkpoint there (the teacher comes back from the logits cache).
     """
     task = cfg.validate()
     start = time.perf_counter()
@@ -287,8 +314,12 @@ def run(cfg: RunConfig, *, progress: bool | None = None, cache_dir: str | Path |
     model = load_model(cfg.model, task)
     labels = torch.tensor(data["train"]["label"])
     objective = Supervised(task) if cfg.method == "vanilla" else Weighted(task, cfg, labels, teacher, device)
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = Checkpointer(checkpoint_dir, {"run_id": run_id(cfg), "task": task.name, "model": cfg.model,
+                                                   "method": cfg.method})
     history = fit(model, data["train"], _eval_sets(task, data), task, objective, cfg.train_config(progress=progress),
-                  tokenizer.pad_token_id, desc=cfg.method, on_epoch=on_epoch)
+                  tokenizer.pad_token_id, desc=cfg.method, on_epoch=on_epoch, checkpoint=checkpoint, resume=resume)
     record = {
         "task": task.name,
         "method": cfg.method,

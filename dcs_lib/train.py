@@ -148,6 +148,10 @@ class Objective(Protocol):
     def end_epoch(self, epoch: int, train_logits: torch.Tensor | None,
                   predict_train: Callable[[], torch.Tensor]) -> dict | None: ...
 
+    def state(self) -> dict[str, torch.Tensor]: ...  # what a checkpoint must keep (DCS: the weights)
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None: ...
+
 
 def _optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     # No weight decay on biases and LayerNorm weights, as in BERT.
@@ -170,12 +174,15 @@ def _linear_schedule(optimizer, warmup: int, total: int):
 
 def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, objective: Objective,
         cfg: TrainConfig, pad_token_id: int = 0, *, desc: str = "train",
-        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        on_epoch: Callable[[dict], None] | None = None, checkpoint=None, resume: bool = False) -> list[dict]:
     """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs; return one record per epoch.
 
     Each record: ``{"epoch", "train_loss", "dev": {metric: value}, "time_s"}`` plus
     whatever the objective's ``end_epoch`` returned under ``"weights"``. ``on_epoch``
-    is called with each record as soon as it exists.
+    is called with each record as soon as it exists. With a
+    :class:`~dcs_lib.checkpoint.Checkpointer`, everything is saved after each epoch;
+    with ``resume``, training continues after the newest checkpoint exactly as if
+    it had never stopped.
     """
     device = pick_device(cfg.device)
     dtype = amp_dtype(device, cfg.amp)
@@ -200,8 +207,12 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
         return predict(step_model, train_eval_loader, device, len(train_set), dtype=dtype, progress=show,
                        desc="predict train")
 
-    history = []
-    for epoch in range(1, cfg.epochs + 1):
+    history, first = [], 1
+    if resume and checkpoint is not None and checkpoint.latest() is not None:
+        done, history, tensors = checkpoint.load(model, optimizer, scheduler, scaler)
+        objective.load_state({k: v.to(device) for k, v in tensors.items()})
+        first = done + 1
+    for epoch in range(first, cfg.epochs + 1):
         start = time.perf_counter()
         loader.batch_sampler.set_epoch(epoch)
         model.train()
@@ -241,6 +252,8 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
         record["dev"] = evaluate(step_model, eval_loaders, eval_sets, task, device, dtype)
         record["time_s"] = time.perf_counter() - start
         history.append(record)
+        if checkpoint is not None:
+            checkpoint.save(epoch, model, optimizer, scheduler, scaler, objective.state(), history)
         if on_epoch:
             on_epoch(record)
     return history

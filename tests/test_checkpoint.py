@@ -1,0 +1,89 @@
+"""Checkpoints: a run killed with SIGKILL during epoch 3 resumes to exactly the same result."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from .conftest import ROOT
+
+
+def train_command(tiny_model, glue, tmp_path, name, *extra):
+    return [sys.executable, "-m", "dcs_lib", "train", "--task", "rte", "--method", "dcs", "--model", tiny_model,
+            "--data-dir", str(glue), "--n-train", "480", "--n-dev", "32", "--epochs", "4", "--teacher-epochs", "1",
+            "--batch-size", "8", "--lr", "1e-3", "--seed", "7", "--cache-dir", str(tmp_path / "cache"),
+            "--results", str(tmp_path / f"{name}.jsonl"), "--checkpoint-dir", str(tmp_path / name), "--no-progress",
+            *extra]
+
+
+def final_state(tmp_path, name):
+    record = json.loads((tmp_path / f"{name}.jsonl").read_text().splitlines()[-1])
+    last = tmp_path / name / "epoch-004"
+    return record, load_file(last / "tensors.safetensors"), load_file(last / "model.safetensors")
+
+
+def test_sigkill_during_epoch_three_then_resume_matches_an_uninterrupted_run(tiny_model, glue, tmp_path):
+    whole = subprocess.run(train_command(tiny_model, glue, tmp_path, "whole"), cwd=ROOT, capture_output=True,
+                           text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+
+    process = subprocess.Popen(train_command(tiny_model, glue, tmp_path, "killed"), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (tmp_path / "killed" / "epoch-002").is_dir():
+        time.sleep(0.01)
+    process.kill()  # SIGKILL: no handler runs, nothing is flushed
+    process.wait()
+    assert max(p.name for p in (tmp_path / "killed").glob("epoch-*")) == "epoch-002"  # killed during epoch 3
+    assert not (tmp_path / "killed.jsonl").exists()
+
+    resumed = subprocess.run(train_command(tiny_model, glue, tmp_path, "killed", "--resume"), cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    a, a_tensors, a_model = final_state(tmp_path, "whole")
+    b, b_tensors, b_model = final_state(tmp_path, "killed")
+    assert [e["dev"] for e in a["epochs"]] == [e["dev"] for e in b["epochs"]]
+    assert [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
+    assert torch.equal(a_tensors["weights"], b_tensors["weights"])
+    assert all(torch.equal(a_model[k], b_model[k]) for k in a_model)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "dcs_lib", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture
+def checkpointed(tiny_model, glue, tmp_path):
+    command = train_command(tiny_model, glue, tmp_path, "run")
+    command[command.index("--epochs") + 1] = "1"
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return command, tmp_path / "run" / "epoch-001"
+
+
+def test_a_truncated_checkpoint_is_refused_and_kept(checkpointed):
+    command, folder = checkpointed
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    done = subprocess.run([*command, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"checkpoint {folder} is corrupt" in done.stderr
+    assert len(weights.read_bytes()) == 1000  # nothing overwritten
+
+
+def test_a_checkpoint_of_another_run_is_refused(checkpointed):
+    command, folder = checkpointed
+    command[command.index("--task") + 1] = "mrpc"
+    done = subprocess.run([*command, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "belongs to another run: its run_id is" in done.stderr
+
+
+def test_state_files_load_without_unpickling_objects(checkpointed):
+    _, folder = checkpointed
+    state = torch.load(folder / "state.pt", weights_only=True)
+    assert {"optimizer", "scheduler", "scaler", "rng"} <= state.keys()
