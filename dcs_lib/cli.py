@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import distributed
 from .errors import DCSError
 from .methods import DISAGREEMENT_SOURCES, METHODS, RunConfig
 from .tasks import TASKS
@@ -89,6 +90,8 @@ def cmd_train(args) -> None:
     check_writable(args.results)
     record = run(cfg, progress=_progress(args), cache_dir=args.cache_dir, checkpoint_dir=args.checkpoint_dir,
                  resume=args.resume)
+    if not distributed.world().is_main:
+        return  # under torchrun, rank 0 alone writes and reports
     record["run_id"] = run_id(cfg)
     append_record(args.results, record)
     metric = record["metric"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import losses, weighting
+from . import distributed, losses, weighting
 from .checkpoint import Checkpointer
 from .data import load_task, subsample, tokenize
 from .errors import DCSError
@@ -174,6 +174,7 @@ class Weighted:
         new = weighting.update_weights(self.weights.cpu(), disagree, lam=self.cfg.lam, step=self.cfg.step,
                                        accumulate=self.cfg.accumulate, clip_min=self.cfg.clip_min,
                                        clip_max=self.cfg.clip_max)
+        distributed.check_identical(new, "DCS sample weights")
         self.weights = new.to(self.weights.device)
         return weighting.weight_stats(new, disagree)
 
@@ -229,7 +230,9 @@ def teacher_logits(cfg: RunConfig, task: Task, data, tokenizer, cache_dir: str |
         history = fit(model, data["train"], _eval_sets(task, data), task, Supervised(task), train_cfg,
                       tokenizer.pad_token_id, desc="teacher")
     device = pick_device(cfg.device)
-    loader = make_loader(data["train"], train_cfg.eval_batch_size, tokenizer.pad_token_id, device, shuffle=False)
+    world = distributed.world()
+    loader = make_loader(data["train"], train_cfg.eval_batch_size, tokenizer.pad_token_id, device, shuffle=False,
+                         num_replicas=world.size, rank=world.rank)
     logits = predict(model.to(device), loader, device, len(data["train"]))
     record = {
         "epochs": history,
@@ -239,7 +242,7 @@ def teacher_logits(cfg: RunConfig, task: Task, data, tokenizer, cache_dir: str |
         "cached": False,
     }
     del model
-    if path is not None:
+    if path is not None and distributed.world().is_main:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         save_file({"logits": logits.contiguous()}, tmp, metadata={"record": json.dumps(record)})
@@ -301,6 +304,7 @@ def run(cfg: RunConfig, *, progress: bool | None = None, cache_dir: str | Path |
     checkpoint there (the teacher comes back from the logits cache).
     """
     task = cfg.validate()
+    world = distributed.setup()
     start = time.perf_counter()
     tokenizer = tokenizer or load_tokenizer(cfg.model)
     data = data or prepare_data(cfg, task, tokenizer)
@@ -333,7 +337,8 @@ def run(cfg: RunConfig, *, progress: bool | None = None, cache_dir: str | Path |
         "final": {"epoch": history[-1]["epoch"], **history[-1]["dev"]},
         "teacher": teacher_record and {k: v for k, v in teacher_record.items() if k != "epochs"},
         "wall_s": time.perf_counter() - start,
-        "device": _describe(device),
+        "device": _describe(device) + (f" x{world.size} (DDP)" if world.enabled else ""),
+        "world_size": world.size,
         "versions": versions(),
     }
     return record

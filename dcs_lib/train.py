@@ -24,6 +24,7 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
+from . import distributed
 from . import metrics as metric_fns
 from .data import LengthBatchSampler, PadCollator
 from .errors import DCSError, NonFiniteLossError
@@ -58,7 +59,7 @@ def pick_device(override: str | None = None) -> torch.device:
             raise DCSError(f"device {override!r} was asked for but CUDA is not available")
         return device
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        return torch.device("cuda", distributed.world().local_rank)  # under torchrun: this rank's GPU
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
@@ -112,24 +113,47 @@ def forward(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
 
 
+class RowCollector:
+    """Collects per-example outputs by ``row`` -> (n, width), gathered across ranks.
+
+    Under DDP each rank sees a share of the rows (and a few twice, where batches were
+    repeated to even out the ranks); summing per row across ranks and dividing by
+    the number of times each row was seen gives every rank the whole matrix.
+    """
+
+    def __init__(self, n: int, width: int, device: torch.device):
+        self.values = torch.zeros(n, width, device=device)
+        self.seen = torch.zeros(n, 1, device=device)
+
+    def add(self, rows: torch.Tensor, values: torch.Tensor) -> None:
+        self.values.index_add_(0, rows, values.detach().float())
+        self.seen.index_add_(0, rows, torch.ones(len(rows), 1, device=self.seen.device))
+
+    def result(self) -> torch.Tensor:
+        distributed.sum_(self.values)
+        distributed.sum_(self.seen)
+        return (self.values / self.seen.clamp(min=1)).cpu()
+
+
+def num_labels(model) -> int:
+    return getattr(model, "module", model).config.num_labels
+
+
 @torch.no_grad()
 def predict(model, loader, device: torch.device, n: int, *, dtype: torch.dtype | None = None,
             progress: bool = False, desc: str = "predict") -> torch.Tensor:
     """Eval-mode logits for every example in ``loader``'s dataset -> (n, num_labels), float32, CPU.
 
     Row ``i`` of the result belongs to the example with ``row == i``, whatever order
-    the loader visits them in.
+    the loader visits them in (and whichever rank visited it).
     """
     model.eval()
-    out = None
+    collected = RowCollector(n, num_labels(model), device)
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
         batch = to_device(batch, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = forward(model, batch).float()
-        if out is None:
-            out = torch.zeros(n, logits.shape[-1], device=device)
-        out[batch["rows"]] = logits
-    return out.cpu()
+            collected.add(batch["rows"], forward(model, batch))
+    return collected.result()
 
 
 def scores(task: Task, logits: torch.Tensor, labels) -> dict[str, float]:
@@ -184,16 +208,23 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
     with ``resume``, training continues after the newest checkpoint exactly as if
     it had never stopped.
     """
+    world = distributed.world()
     device = pick_device(cfg.device)
     dtype = amp_dtype(device, cfg.amp)
-    show = progress_enabled(cfg.progress)
+    show = progress_enabled(cfg.progress) and world.is_main
     model.to(device)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = model
+    if world.enabled:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        step_model = torch.compile(step_model)
 
+    shard = dict(num_replicas=world.size, rank=world.rank)
     loader = make_loader(train_set, cfg.batch_size, pad_token_id, device, shuffle=True,
-                         group_by_length=cfg.group_by_length, seed=cfg.seed)
-    train_eval_loader = make_loader(train_set, cfg.eval_batch_size, pad_token_id, device, shuffle=False)
-    eval_loaders = {split: make_loader(ds, cfg.eval_batch_size, pad_token_id, device, shuffle=False)
+                         group_by_length=cfg.group_by_length, seed=cfg.seed, **shard)
+    train_eval_loader = make_loader(train_set, cfg.eval_batch_size, pad_token_id, device, shuffle=False, **shard)
+    eval_loaders = {split: make_loader(ds, cfg.eval_batch_size, pad_token_id, device, shuffle=False, **shard)
                     for split, ds in eval_sets.items()}
 
     steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
@@ -216,8 +247,7 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
         start = time.perf_counter()
         loader.batch_sampler.set_epoch(epoch)
         model.train()
-        train_logits = (torch.zeros(len(train_set), task.num_labels, device=device)
-                        if objective.needs_train_logits else None)
+        train_logits = RowCollector(len(train_set), task.num_labels, device) if objective.needs_train_logits else None
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=not show)
         for step, batch in enumerate(bar, start=1):
@@ -230,7 +260,7 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
                 raise NonFiniteLossError(f"{desc}: the loss became {value} at epoch {epoch}, step {step}; "
                                          "try a lower learning rate, or --amp off")
             if train_logits is not None:
-                train_logits[batch["rows"]] = logits.detach().float()
+                train_logits.add(batch["rows"], logits)
             scaler.scale(loss / cfg.grad_accum).backward()
             if step % cfg.grad_accum == 0 or step == len(loader):
                 if cfg.max_grad_norm:
@@ -246,14 +276,16 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
         bar.close()
 
         record = {"epoch": epoch, "train_loss": total / count}
-        stats = objective.end_epoch(epoch, train_logits.cpu() if train_logits is not None else None, predict_train)
+        stats = objective.end_epoch(epoch, train_logits.result() if train_logits is not None else None, predict_train)
         if stats is not None:
             record["weights"] = stats
         record["dev"] = evaluate(step_model, eval_loaders, eval_sets, task, device, dtype)
         record["time_s"] = time.perf_counter() - start
         history.append(record)
         if checkpoint is not None:
-            checkpoint.save(epoch, model, optimizer, scheduler, scaler, objective.state(), history)
+            if world.is_main:
+                checkpoint.save(epoch, model, optimizer, scheduler, scaler, objective.state(), history)
+            distributed.barrier()
         if on_epoch:
             on_epoch(record)
     return history

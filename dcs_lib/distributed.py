@@ -1,0 +1,74 @@
+"""Several processes, one training loop: PyTorch's DistributedDataParallel under torchrun.
+
+``torchrun --nproc_per_node=N -m dcs_lib train ...`` starts N copies of the same
+command; :func:`setup` reads the variables torchrun sets and joins the process
+group (NCCL on GPUs, gloo on CPUs). Each rank trains on its share of the batches;
+DDP averages the gradients. Predictions (on dev, and on the training set for the
+DCS update) are summed across ranks row by row, so every rank sees all of them and
+computes the same metrics and the same sample weights. Rank 0 alone shows
+progress and writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup() -> World:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1); safe to call twice."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+    return world()
+
+
+def world() -> World:
+    if not dist.is_initialized():
+        return World()
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def sum_(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over all ranks, in place; a no-op in a single process."""
+    if dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def check_identical(tensor: torch.Tensor, what: str) -> None:
+    """Raise if ``tensor`` differs between ranks (compares the lowest and highest checksums)."""
+    if not dist.is_initialized():
+        return
+    checksum = tensor.double().sum().reshape(1) + tensor.double().pow(2).sum().reshape(1)
+    low, high = checksum.clone(), checksum.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    if not torch.equal(low, high):
+        raise RuntimeError(f"{what} differ between ranks")
