@@ -42,6 +42,15 @@ def tiny_model(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.fixture
+def tiny(tiny_model, glue):
+    """A quick run on 48 real RTE examples with the tiny model."""
+    from dcs_lib.methods import RunConfig
+
+    return RunConfig(task="rte", model=tiny_model, data_dir=str(glue), n_train=48, n_dev=32, epochs=3,
+                     teacher_epochs=1, batch_size=8, lr=1e-3, seed=5)
+
+
 def write_tsv(path: Path, rows: list[list[str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")

@@ -76,27 +76,8 @@ def test_bad_hyper_parameters(option, value, message):
     assert message in bad("train", option, value)
 
 
-def test_model_folder_without_weights(tmp_path, tiny_model, glue):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    assert "has no weights: expected one of model.safetensors" in bad("train", "--model", folder, "--data-dir", glue)
-
-
 def test_empty_subset(glue):
     assert "would be empty" in bad("train", "--n-train", 0, "--data-dir", glue)
-
-
-def test_malformed_tsv_row(tmp_path):
-    (tmp_path / "RTE").mkdir()
-    (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tx\n")
-    message = bad("train", "--data-dir", tmp_path)
-    assert "train.tsv: line 3: expected 4 tab-separated columns, found 2" in message
-
-
-def test_results_path_that_cannot_be_written(tmp_path):
-    (tmp_path / "file").write_text("")
-    assert "cannot write results to" in bad("train", "--results", tmp_path / "file" / "results.jsonl")
 
 
 def test_report_of_a_missing_file(tmp_path):
