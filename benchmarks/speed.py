@@ -1,0 +1,198 @@
+"""How fast is dcs_lib's loop, and what does DCS cost?
+
+    python benchmarks/speed.py [--data-dir DIR] [--n 512] [--batch-size 32] [--amp off|bf16|fp16]
+
+One epoch each, on the same model (the bundled MiniLM), data (the first N RTE
+training examples), batch size and max length 128:
+
+1. dcs_lib, vanilla, with and without length grouping;
+2. the Hugging Face Trainer with DataCollatorWithPadding: default settings, and
+   with length grouping (``group_by_length=True``; in transformers 5:
+   ``train_sampling_strategy="group_by_length"``);
+3. a dcs_lib DCS epoch with cached teacher logits and a weight update at its end,
+   for both disagreement sources;
+4. KD as in Hugging Face's distillation guide: a Trainer subclass whose
+   ``compute_loss`` runs the teacher on every step.
+
+Each configuration runs in a fresh process, so its peak memory is its own. Printed:
+samples per second, ratios against (2), peak memory (resident set on CPU, allocated
+on CUDA) and padding efficiency (real tokens / tokens processed), then the targets.
+Timings cover the training epoch only (no dev evaluation); the teacher for (3) is
+computed before the clock starts, as a cached teacher would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+CONFIGS = ["dcs_lib vanilla, grouped", "dcs_lib vanilla, random", "Trainer, default", "Trainer, grouped",
+           "dcs_lib DCS, train source", "dcs_lib DCS, eval source", "Trainer KD, teacher every step"]
+
+
+def prepare(args):
+    from dcs_lib.methods import RunConfig, prepare_data
+    from dcs_lib.models import load_tokenizer
+    from dcs_lib.tasks import get_task
+
+    cfg = RunConfig(task="rte", method="dcs", data_dir=args.data_dir, batch_size=args.batch_size, epochs=2,
+                    plain_epochs=0, amp=args.amp, seed=0, n_dev=8)
+    task = get_task("rte")
+    tokenizer = load_tokenizer(cfg.model)
+    data = prepare_data(cfg, task, tokenizer)
+    data["train"] = data["train"].select(range(args.n))  # the first N examples, rows 0..N-1 kept
+    return cfg, task, tokenizer, data
+
+
+def padding_efficiency(batches, lengths) -> float:
+    return sum(lengths[b].sum() for b in batches) / sum(len(b) * lengths[b].max() for b in batches)
+
+
+def dcs_lib_epoch(name, args):
+    from dcs_lib.data import LengthBatchSampler
+    from dcs_lib.methods import Supervised, Weighted, teacher_logits
+    from dcs_lib.models import load_model
+    from dcs_lib.train import fit, seed_everything
+
+    cfg, task, tokenizer, data = prepare(args)
+    grouped = "random" not in name
+    if "DCS" in name:
+        cfg = dataclasses.replace(cfg, disagreement_source="train" if "train source" in name else "eval")
+        teacher, _ = teacher_logits(dataclasses.replace(cfg, teacher_epochs=0), task, data, tokenizer, None)
+        objective = Weighted(task, cfg, torch.tensor(data["train"]["label"]), teacher, torch.device("cpu"))
+    else:
+        objective = Supervised(task)
+    seed_everything(0)
+    model = load_model(cfg.model, task)
+    # cfg.epochs = 2 for the objective, 1 for the loop: the one epoch ends with a weight update
+    train_cfg = dataclasses.replace(cfg.train_config(epochs=1, progress=False), group_by_length=grouped)
+    start = time.perf_counter()
+    fit(model, data["train"], {}, task, objective, train_cfg, tokenizer.pad_token_id)
+    seconds = time.perf_counter() - start
+    lengths = np.asarray(data["train"]["length"])
+    sampler = LengthBatchSampler(lengths, cfg.batch_size, group_by_length=grouped, seed=0)
+    sampler.set_epoch(1)
+    return seconds, padding_efficiency(list(sampler), lengths)
+
+
+def trainer_epoch(name, args):
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from dcs_lib.losses import dcs_loss
+    from dcs_lib.models import load_model
+
+    cfg, task, tokenizer, data = prepare(args)
+    train = data["train"].remove_columns(["idx", "row"])
+    cuda = torch.cuda.is_available()
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    grouping = {}
+    if "grouped" in name:
+        grouping = ({"group_by_length": True} if "group_by_length" in fields
+                    else {"train_sampling_strategy": "group_by_length"})
+    collate = DataCollatorWithPadding(tokenizer)
+    processed = []
+
+    def counting_collator(features):
+        batch = collate(features)
+        processed.append((int(batch["attention_mask"].sum()), batch["input_ids"].numel()))
+        return batch
+
+    with tempfile.TemporaryDirectory() as out:
+        arguments = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=cfg.batch_size, num_train_epochs=1, learning_rate=cfg.lr,
+            report_to=[], save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
+            use_cpu=not cuda, bf16=cuda and args.amp == "bf16", fp16=cuda and args.amp == "fp16", seed=0,
+            **grouping)
+        torch.manual_seed(0)
+        model = load_model(cfg.model, task)
+        kwargs = dict(model=model, args=arguments, train_dataset=train, data_collator=counting_collator)
+        if "KD" in name:
+            teacher = load_model(cfg.model, task).eval()
+
+            class DistillationTrainer(Trainer):
+                def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                    labels = inputs.pop("labels")
+                    outputs = model(**inputs)
+                    with torch.no_grad():
+                        teacher_logits = teacher.to(outputs.logits.device)(**inputs).logits
+                    loss = dcs_loss(outputs.logits, labels, teacher_logits, None, cfg.alpha, cfg.temperature)
+                    return (loss, outputs) if return_outputs else loss
+
+            trainer = DistillationTrainer(**kwargs)
+        else:
+            trainer = Trainer(**kwargs)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    real, total = map(sum, zip(*processed))
+    return seconds, real / total
+
+
+def measure_one(name, args) -> dict:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    seconds, efficiency = (trainer_epoch if "Trainer" in name else dcs_lib_epoch)(name, args)
+    peak = (torch.cuda.max_memory_allocated() if torch.cuda.is_available()
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"name": name, "samples_per_s": args.n / seconds, "seconds": seconds, "peak_mib": peak / 2**20,
+            "padding_efficiency": efficiency}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="glue_data folder (default: $DCS_GLUE_DIR, else the hub)")
+    parser.add_argument("--n", type=int, default=512, help="the first N RTE training examples (default: 512)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="CUDA only")
+    parser.add_argument("--one", choices=CONFIGS, help=argparse.SUPPRESS)  # internal: measure one config
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_one(args.one, args)))
+        return
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    print(f"RTE, first {args.n} training examples, batch {args.batch_size}, max length 128, amp {args.amp}; {device}\n")
+    results = {}
+    for name in CONFIGS:
+        command = [sys.executable, __file__, "--one", name, "--n", str(args.n), "--batch-size", str(args.batch_size),
+                   "--amp", args.amp] + (["--data-dir", args.data_dir] if args.data_dir else [])
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    base, grouped = results["Trainer, default"], results["Trainer, grouped"]
+    print(f"{'configuration':32} {'samples/s':>9} {'vs Trainer':>10} {'vs grouped':>10} {'peak MiB':>9} {'padding':>8}")
+    for name, r in results.items():
+        print(f"{name:32} {r['samples_per_s']:9.1f} {r['samples_per_s'] / base['samples_per_s']:9.2f}x "
+              f"{r['samples_per_s'] / grouped['samples_per_s']:9.2f}x {r['peak_mib']:9.0f} "
+              f"{r['padding_efficiency']:8.2f}")
+
+    def speed(name):
+        return results[name]["samples_per_s"]
+
+    vanilla, dcs = speed("dcs_lib vanilla, grouped"), speed("dcs_lib DCS, train source")
+    targets = [
+        ("dcs_lib vanilla >= 1.5x Trainer default", vanilla / speed("Trainer, default"), 1.5),
+        ("dcs_lib vanilla >= Trainer grouped", vanilla / speed("Trainer, grouped"), 1.0),
+        ("DCS epoch (train source) <= 1.05x vanilla epoch", vanilla / dcs, None),
+        ("DCS >= 1.25x per-step-teacher KD", dcs / speed("Trainer KD, teacher every step"), 1.25),
+    ]
+    print()
+    for label, ratio, goal in targets:
+        ok = ratio <= 1.05 if goal is None else ratio >= goal
+        print(f"{'met   ' if ok else 'MISSED'} {label}: {ratio:.2f}{'x' if goal else ' (time ratio)'}")
+    print("\n" + json.dumps({"device": device, "amp": args.amp, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
