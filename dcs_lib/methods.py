@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import distributed, losses, weighting
@@ -108,7 +109,7 @@ class RunConfig:
     def train_config(self, epochs: int | None = None, progress: bool | None = None) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
-        return TrainConfig(**{**values, "epochs": epochs or self.epochs, "progress": progress})
+        return TrainConfig(**{**values, "epochs": self.epochs if epochs is None else epochs, "progress": progress})
 
 
 # ---------------------------------------------------------------- objectives
@@ -213,8 +214,6 @@ def teacher_logits(cfg: RunConfig, task: Task, data, tokenizer, cache_dir: str |
     path = Path(cache_dir) / f"teacher-{task.name}-{key}.safetensors" if cache_dir else None
     if path is not None and path.is_file():
         tensors = load_file(path)
-        from safetensors import safe_open
-
         with safe_open(path, "pt") as f:
             record = json.loads(f.metadata()["record"])
         record["cached"] = True
@@ -242,7 +241,7 @@ def teacher_logits(cfg: RunConfig, task: Task, data, tokenizer, cache_dir: str |
         "cached": False,
     }
     del model
-    if path is not None and distributed.world().is_main:
+    if path is not None and world.is_main:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         save_file({"logits": logits.contiguous()}, tmp, metadata={"record": json.dumps(record)})

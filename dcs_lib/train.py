@@ -184,7 +184,7 @@ def _optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
         if param.requires_grad:
             (no_decay if param.ndim == 1 else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, fused=None)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
 def _linear_schedule(optimizer, warmup: int, total: int):
