@@ -27,6 +27,7 @@ HELP = {
     "n_train": "train on a seeded random subset of N examples",
     "n_dev": "evaluate on a seeded random subset of N dev examples (quick checks only)",
     "data_seed": "seed of the subsets, when it should differ from --seed",
+    "holdout": "use N training examples (fixed across seeds) as the dev set, to tune without seeing dev",
     "max_length": "truncate inputs to this many tokens",
     "epochs": "student epochs",
     "batch_size": "examples per batch",

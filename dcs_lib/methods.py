@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -50,6 +51,7 @@ class RunConfig:
     data_dir: str | None = None
     n_train: int | None = None  # seeded training subset (None: all)
     n_dev: int | None = None  # seeded dev subset, for quick checks (None: all)
+    holdout: int | None = None  # carve N training examples out as the dev set, to tune without seeing dev
     data_seed: int | None = None  # subset seed (None: same as seed)
     max_length: int = 128
     # optimisation, student and teacher alike
@@ -193,8 +195,9 @@ _TEACHER_CACHE: dict[str, tuple[torch.Tensor, dict]] = {}
 
 def teacher_key(cfg: RunConfig, n_train_rows: int) -> str:
     """What the cached teacher logits depend on, hashed: model, task, seed, epochs, data subset, optimisation."""
-    fields = ("model", "task", "seed", "teacher_epochs", "n_train", "data_seed", "max_length", "batch_size", "lr",
-              "weight_decay", "warmup_ratio", "grad_accum", "max_grad_norm", "group_by_length", "amp")
+    fields = ("model", "task", "seed", "teacher_epochs", "n_train", "holdout", "data_seed", "max_length",
+              "batch_size", "lr", "weight_decay", "warmup_ratio", "grad_accum", "max_grad_norm", "group_by_length",
+              "amp")
     described = {name: getattr(cfg, name) for name in fields}
     described["task"] = get_task(cfg.task).name
     described["rows"] = n_train_rows
@@ -254,17 +257,32 @@ def teacher_logits(cfg: RunConfig, task: Task, data, tokenizer, cache_dir: str |
 
 
 def _eval_sets(task: Task, data) -> dict:
-    return {split: data[split] for split in task.eval_splits}
+    return {split: data[split] for split in task.eval_splits if split in data}
 
 
 def prepare_data(cfg: RunConfig, task: Task, tokenizer):
     """Load, subsample and tokenise the task's splits for ``cfg``."""
     raw = load_task(task, cfg.data_dir)
     seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
+    if cfg.holdout:
+        raw = carve_holdout(raw, task, cfg.holdout)
     raw["train"] = subsample(raw["train"], cfg.n_train, seed, "training set")
-    for split in task.eval_splits:
+    for split in _eval_sets(task, raw):
         raw[split] = subsample(raw[split], cfg.n_dev, seed, f"{split} set")
     return {split: tokenize(ds, tokenizer, task, cfg.max_length) for split, ds in raw.items()}
+
+
+def carve_holdout(raw, task: Task, n: int, seed: int = 0):
+    """Replace the dev set by ``n`` training examples (the same ones for every run seed).
+
+    Hyper-parameters chosen on this split never saw the real dev set.
+    """
+    train = raw["train"]
+    if not 0 < n < len(train):
+        raise DCSError(f"holdout must be between 1 and {len(train) - 1} (the training set's size - 1), got {n}")
+    order = np.random.default_rng(seed).permutation(len(train))
+    held, kept = np.sort(order[:n]), np.sort(order[n:])
+    return {"train": train.select(kept), task.eval_splits[0]: train.select(held)}
 
 
 def versions() -> dict[str, str]:

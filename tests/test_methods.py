@@ -162,3 +162,16 @@ def test_regression_task_end_to_end(tiny_model, tmp_path, method):
     assert record["metric"] == "pearson" and set(record["final"]) == {"epoch", "pearson", "spearman"}
     if method == "dcs":
         assert record["epochs"][0]["weights"]["discordant"] > 0  # |student - teacher| > delta somewhere
+
+
+def test_holdout_replaces_dev_with_training_examples(tiny, glue):
+    task = get_task("rte")
+    tokenizer = load_tokenizer(tiny.model)
+    cfg = dataclasses.replace(tiny, n_train=None, n_dev=None, holdout=300)
+    data = prepare_data(cfg, task, tokenizer)
+    assert len(data["train"]) == 2190 and len(data["validation"]) == 300
+    assert not set(data["train"]["idx"]) & set(data["validation"]["idx"])  # carved out of train, disjoint
+    again = prepare_data(dataclasses.replace(cfg, seed=99), task, tokenizer)
+    assert again["validation"]["idx"] == data["validation"]["idx"]  # the same split for every seed
+    with pytest.raises(DCSError, match="holdout must be between 1 and 2489"):
+        prepare_data(dataclasses.replace(cfg, holdout=2490), task, tokenizer)
