@@ -41,8 +41,16 @@ def main() -> None:
         precisions = ["off"]
     n_train = args.n_train or (None if cuda else 64)
 
-    base = RunConfig(task="rte", model=args.model, data_dir=args.data_dir, n_train=n_train,
-                     n_dev=None if cuda else 64, epochs=1, teacher_epochs=1, seed=1)
+    base = RunConfig(
+        task="rte",
+        model=args.model,
+        data_dir=args.data_dir,
+        n_train=n_train,
+        n_dev=None if cuda else 64,
+        epochs=1,
+        teacher_epochs=1,
+        seed=1,
+    )
     task = get_task("rte")
     tokenizer = load_tokenizer(base.model)
     data = prepare_data(base, task, tokenizer)

@@ -35,8 +35,15 @@ import time
 import numpy as np
 import torch
 
-CONFIGS = ["dcs_lib vanilla, grouped", "dcs_lib vanilla, random", "Trainer, default", "Trainer, grouped",
-           "dcs_lib DCS, train source", "dcs_lib DCS, eval source", "Trainer KD, teacher every step"]
+CONFIGS = [
+    "dcs_lib vanilla, grouped",
+    "dcs_lib vanilla, random",
+    "Trainer, default",
+    "Trainer, grouped",
+    "dcs_lib DCS, train source",
+    "dcs_lib DCS, eval source",
+    "Trainer KD, teacher every step",
+]
 
 
 def prepare(args):
@@ -44,8 +51,17 @@ def prepare(args):
     from dcs_lib.models import load_tokenizer
     from dcs_lib.tasks import get_task
 
-    cfg = RunConfig(task="rte", method="dcs", data_dir=args.data_dir, batch_size=args.batch_size, epochs=2,
-                    plain_epochs=0, amp=args.amp, seed=0, n_dev=8)
+    cfg = RunConfig(
+        task="rte",
+        method="dcs",
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        epochs=2,
+        plain_epochs=0,
+        amp=args.amp,
+        seed=0,
+        n_dev=8,
+    )
     task = get_task("rte")
     tokenizer = load_tokenizer(cfg.model)
     data = prepare_data(cfg, task, tokenizer)
@@ -96,8 +112,9 @@ def trainer_epoch(name, args):
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     grouping = {}
     if "grouped" in name:
-        grouping = ({"group_by_length": True} if "group_by_length" in fields
-                    else {"train_sampling_strategy": "group_by_length"})
+        grouping = (
+            {"group_by_length": True} if "group_by_length" in fields else {"train_sampling_strategy": "group_by_length"}
+        )
     collate = DataCollatorWithPadding(tokenizer)
     processed = []
 
@@ -108,10 +125,21 @@ def trainer_epoch(name, args):
 
     with tempfile.TemporaryDirectory() as out:
         arguments = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=cfg.batch_size, num_train_epochs=1, learning_rate=cfg.lr,
-            report_to=[], save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
-            use_cpu=not cuda, bf16=cuda and args.amp == "bf16", fp16=cuda and args.amp == "fp16", seed=0,
-            **grouping)
+            output_dir=out,
+            per_device_train_batch_size=cfg.batch_size,
+            num_train_epochs=1,
+            learning_rate=cfg.lr,
+            report_to=[],
+            save_strategy="no",
+            eval_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            use_cpu=not cuda,
+            bf16=cuda and args.amp == "bf16",
+            fp16=cuda and args.amp == "fp16",
+            seed=0,
+            **grouping,
+        )
         torch.manual_seed(0)
         model = load_model(cfg.model, task)
         kwargs = dict(model=model, args=arguments, train_dataset=train, data_collator=counting_collator)
@@ -141,10 +169,18 @@ def measure_one(name, args) -> dict:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     seconds, efficiency = (trainer_epoch if "Trainer" in name else dcs_lib_epoch)(name, args)
-    peak = (torch.cuda.max_memory_allocated() if torch.cuda.is_available()
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"name": name, "samples_per_s": args.n / seconds, "seconds": seconds, "peak_mib": peak / 2**20,
-            "padding_efficiency": efficiency}
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if torch.cuda.is_available()
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {
+        "name": name,
+        "samples_per_s": args.n / seconds,
+        "seconds": seconds,
+        "peak_mib": peak / 2**20,
+        "padding_efficiency": efficiency,
+    }
 
 
 def main() -> None:
@@ -163,8 +199,18 @@ def main() -> None:
     print(f"RTE, first {args.n} training examples, batch {args.batch_size}, max length 128, amp {args.amp}; {device}\n")
     results = {}
     for name in CONFIGS:
-        command = [sys.executable, __file__, "--one", name, "--n", str(args.n), "--batch-size", str(args.batch_size),
-                   "--amp", args.amp] + (["--data-dir", args.data_dir] if args.data_dir else [])
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            name,
+            "--n",
+            str(args.n),
+            "--batch-size",
+            str(args.batch_size),
+            "--amp",
+            args.amp,
+        ] + (["--data-dir", args.data_dir] if args.data_dir else [])
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
@@ -173,9 +219,11 @@ def main() -> None:
     base, grouped = results["Trainer, default"], results["Trainer, grouped"]
     print(f"{'configuration':32} {'samples/s':>9} {'vs Trainer':>10} {'vs grouped':>10} {'peak MiB':>9} {'padding':>8}")
     for name, r in results.items():
-        print(f"{name:32} {r['samples_per_s']:9.1f} {r['samples_per_s'] / base['samples_per_s']:9.2f}x "
-              f"{r['samples_per_s'] / grouped['samples_per_s']:9.2f}x {r['peak_mib']:9.0f} "
-              f"{r['padding_efficiency']:8.2f}")
+        print(
+            f"{name:32} {r['samples_per_s']:9.1f} {r['samples_per_s'] / base['samples_per_s']:9.2f}x "
+            f"{r['samples_per_s'] / grouped['samples_per_s']:9.2f}x {r['peak_mib']:9.0f} "
+            f"{r['padding_efficiency']:8.2f}"
+        )
 
     def speed(name):
         return results[name]["samples_per_s"]

@@ -62,8 +62,16 @@ class Checkpointer:
         done = sorted(p for p in self.folder.glob("epoch-[0-9][0-9][0-9]") if p.is_dir())
         return done[-1] if done else None
 
-    def save(self, epoch: int, model, optimizer, scheduler, scaler, objective_tensors: dict[str, torch.Tensor],
-             history: list[dict]) -> Path:
+    def save(
+        self,
+        epoch: int,
+        model,
+        optimizer,
+        scheduler,
+        scaler,
+        objective_tensors: dict[str, torch.Tensor],
+        history: list[dict],
+    ) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / f"epoch-{epoch:03d}"
         tmp = self.folder / f".epoch-{epoch:03d}.tmp"
@@ -71,10 +79,19 @@ class Checkpointer:
         tmp.mkdir()
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, tmp / "model.safetensors")
-        save_file({k: v.detach().cpu().contiguous() for k, v in objective_tensors.items()} or
-                  {"_empty": torch.zeros(0)}, tmp / "tensors.safetensors")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(), "rng": rng_state()}, tmp / "state.pt")
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in objective_tensors.items()} or {"_empty": torch.zeros(0)},
+            tmp / "tensors.safetensors",
+        )
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rng_state(),
+            },
+            tmp / "state.pt",
+        )
         (tmp / "meta.json").write_text(json.dumps({"identity": self.identity, "epoch": epoch, "history": history}))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
@@ -97,8 +114,10 @@ class Checkpointer:
             raise DCSError(f"checkpoint {path / 'meta.json'} is corrupt: {err}") from None
         for key, value in self.identity.items():
             if meta.get("identity", {}).get(key) != value:
-                raise DCSError(f"checkpoint {path} belongs to another run: its {key} is "
-                               f"{meta.get('identity', {}).get(key)!r}, this run's is {value!r}")
+                raise DCSError(
+                    f"checkpoint {path} belongs to another run: its {key} is "
+                    f"{meta.get('identity', {}).get(key)!r}, this run's is {value!r}"
+                )
         try:
             weights = load_file(path / "model.safetensors")
             tensors = load_file(path / "tensors.safetensors")

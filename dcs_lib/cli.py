@@ -49,7 +49,7 @@ HELP = {
     "clip_min": "lowest sample weight after rescaling to mean 1",
     "clip_max": "highest sample weight after rescaling to mean 1",
     "disagreement_source": f"student predictions for the update: {', '.join(DISAGREEMENT_SOURCES)} "
-                           "(eval: an extra eval-mode pass; train: the epoch's own training logits)",
+    "(eval: an extra eval-mode pass; train: the epoch's own training logits)",
     "delta": "regression: student and teacher disagree when scores differ by more than this",
     "plain_epochs": "epochs of plain CE before weighting starts (default: 1 for dcs and reweight, 0 for kd)",
 }
@@ -63,11 +63,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         kind = {"int | None": int, "str | None": str, "int": int, "float": float, "str": str}.get(str(field.type))
         help_text = HELP[field.name] if "default:" in HELP[field.name] else f"{HELP[field.name]} (default: {default})"
         if field.type in (bool, "bool"):
-            parser.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_text)
+            parser.add_argument(
+                *flags, dest=field.name, action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
         else:
-            parser.add_argument(*flags, dest=field.name, type=kind, default=default, metavar=field.name.upper(),
-                                help=help_text)
+            parser.add_argument(
+                *flags, dest=field.name, type=kind, default=default, metavar=field.name.upper(), help=help_text
+            )
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
@@ -88,16 +90,19 @@ def cmd_train(args) -> None:
     if args.resume and not args.checkpoint_dir:
         raise DCSError("--resume needs --checkpoint-dir")
     check_writable(args.results)
-    record = run(cfg, progress=_progress(args), cache_dir=args.cache_dir, checkpoint_dir=args.checkpoint_dir,
-                 resume=args.resume)
+    record = run(
+        cfg, progress=_progress(args), cache_dir=args.cache_dir, checkpoint_dir=args.checkpoint_dir, resume=args.resume
+    )
     if not distributed.world().is_main:
         return  # under torchrun, rank 0 alone writes and reports
     record["run_id"] = run_id(cfg)
     append_record(args.results, record)
     metric = record["metric"]
-    print(f"{record['task']} {record['method']} seed {record['seed']}: {metric} best {record['best'][metric]:.4f} "
-          f"(epoch {record['best']['epoch']}), final {record['final'][metric]:.4f}; {record['wall_s']:.0f}s on "
-          f"{record['device']}; appended to {args.results}")
+    print(
+        f"{record['task']} {record['method']} seed {record['seed']}: {metric} best {record['best'][metric]:.4f} "
+        f"(epoch {record['best']['epoch']}), final {record['final'][metric]:.4f}; {record['wall_s']:.0f}s on "
+        f"{record['device']}; appended to {args.results}"
+    )
 
 
 def cmd_grid(args) -> None:
@@ -129,18 +134,33 @@ def cmd_demo(args) -> None:
 
     out = Path(args.out)
     results = check_writable(out / "records.jsonl")
-    base = RunConfig(task="rte", model=args.model, data_dir=args.data_dir, seed=args.seed, epochs=args.epochs,
-                     teacher_epochs=args.teacher_epochs, n_train=args.n_train, n_dev=args.n_dev)
+    base = RunConfig(
+        task="rte",
+        model=args.model,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        epochs=args.epochs,
+        teacher_epochs=args.teacher_epochs,
+        n_train=args.n_train,
+        n_dev=args.n_dev,
+    )
     task = base.validate()
     tokenizer = load_tokenizer(base.model)
     data = prepare_data(base, task, tokenizer)
-    print(f"RTE: {len(data['train'])} training and {len(data['validation'])} dev examples; "
-          f"{base.epochs} student epochs, teacher {base.teacher_epochs} epochs, seed {base.seed}")
+    print(
+        f"RTE: {len(data['train'])} training and {len(data['validation'])} dev examples; "
+        f"{base.epochs} student epochs, teacher {base.teacher_epochs} epochs, seed {base.seed}"
+    )
     records, start = [], time.perf_counter()
     for method in ("vanilla", "dcs"):
         print(f"\n== {method} ==")
-        record = run(dataclasses.replace(base, method=method), progress=_progress(args), cache_dir=out / "cache",
-                     data=data, tokenizer=tokenizer)
+        record = run(
+            dataclasses.replace(base, method=method),
+            progress=_progress(args),
+            cache_dir=out / "cache",
+            data=data,
+            tokenizer=tokenizer,
+        )
         append_record(results, record)
         records.append(record)
     frame = runs_frame(records)
@@ -160,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, cache=True):
         p.add_argument("--no-progress", action="store_true", help="hide progress bars (also: TQDM_DISABLE=1)")
         if cache:
-            p.add_argument("--cache-dir", default="runs/cache", help="where teacher logits are cached (default: runs/cache)")
+            p.add_argument(
+                "--cache-dir", default="runs/cache", help="where teacher logits are cached (default: runs/cache)"
+            )
 
     demo = sub.add_parser("demo", help="vanilla vs DCS on RTE, one seed, with a table and a plot")
     demo.add_argument("--data-dir", help=HELP["data_dir"])
@@ -174,11 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(demo, cache=False)
     demo.set_defaults(func=cmd_demo)
 
-    train = sub.add_parser("train", help="one run; appends its record to a results file",
-                           )
+    train = sub.add_parser(
+        "train",
+        help="one run; appends its record to a results file",
+    )
     _add_run_options(train)
     train.add_argument("--results", default="runs/results.jsonl", help="results file (default: runs/results.jsonl)")
-    train.add_argument("--checkpoint-dir", help="save the student, optimiser, weights and RNG states here after every epoch")
+    train.add_argument(
+        "--checkpoint-dir", help="save the student, optimiser, weights and RNG states here after every epoch"
+    )
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
     common(train)
     train.set_defaults(func=cmd_train)
@@ -193,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="summary table, paired differences and a plot from a results file")
     report.add_argument("results", help="results file written by train or grid")
     report.add_argument("--out", help="output folder (default: next to the results file)")
-    report.add_argument("--by", nargs="*", default=[], metavar="KEY",
-                        help="also group by these config keys, e.g. --by lam alpha")
+    report.add_argument(
+        "--by", nargs="*", default=[], metavar="KEY", help="also group by these config keys, e.g. --by lam alpha"
+    )
     report.set_defaults(func=cmd_report)
     return parser
 

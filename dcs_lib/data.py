@@ -186,7 +186,9 @@ class PadCollator:
                 batch[k][i, :n] = torch.tensor(example[k])
             batch["attention_mask"][i, :n] = 1
         label = examples[0]["label"]
-        batch["labels"] = torch.tensor([e["label"] for e in examples], dtype=torch.float32 if isinstance(label, float) else torch.long)
+        batch["labels"] = torch.tensor(
+            [e["label"] for e in examples], dtype=torch.float32 if isinstance(label, float) else torch.long
+        )
         batch["rows"] = torch.tensor([e["row"] for e in examples], dtype=torch.long)
         return batch
 
@@ -204,8 +206,18 @@ class LengthBatchSampler(torch.utils.data.Sampler[list[int]]):
     take the same number of steps).
     """
 
-    def __init__(self, lengths, batch_size: int, *, shuffle: bool = True, group_by_length: bool = True,
-                 seed: int = 0, window: int = 50, num_replicas: int = 1, rank: int = 0):
+    def __init__(
+        self,
+        lengths,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        group_by_length: bool = True,
+        seed: int = 0,
+        window: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.group_by_length = batch_size, shuffle, group_by_length
         self.seed, self.window, self.epoch = seed, window, 0
@@ -220,9 +232,12 @@ class LengthBatchSampler(torch.utils.data.Sampler[list[int]]):
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         if self.group_by_length:
             span = self.batch_size * self.window if self.shuffle else n
-            order = np.concatenate([
-                chunk[np.argsort(-self.lengths[chunk], kind="stable")] for chunk in np.split(order, range(span, n, span))
-            ])
+            order = np.concatenate(
+                [
+                    chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+                    for chunk in np.split(order, range(span, n, span))
+                ]
+            )
         batches = np.split(order, range(self.batch_size, n, self.batch_size))
         if self.shuffle and self.group_by_length:
             batches = [batches[i] for i in rng.permutation(len(batches))]

@@ -134,8 +134,15 @@ def pending(configs: list[RunConfig], results: str | Path) -> Iterator[tuple[int
         seen.add(rid)
 
 
-def run_grid(configs: list[RunConfig], results: str | Path, *, data_dir: str | None = None,
-             progress: bool | None = None, cache_dir: str | Path | None = "runs/cache", log=print) -> int:
+def run_grid(
+    configs: list[RunConfig],
+    results: str | Path,
+    *,
+    data_dir: str | None = None,
+    progress: bool | None = None,
+    cache_dir: str | Path | None = "runs/cache",
+    log=print,
+) -> int:
     """Run every configuration not yet in ``results``; return how many ran.
 
     Data and tokenizer are loaded once per task and subset and shared by its runs.
@@ -150,8 +157,15 @@ def run_grid(configs: list[RunConfig], results: str | Path, *, data_dir: str | N
             continue
         if data_dir:
             cfg = dataclasses.replace(cfg, data_dir=data_dir)
-        data_key = (cfg.task.lower(), cfg.model, cfg.data_dir, cfg.n_train, cfg.n_dev,
-                    cfg.seed if cfg.data_seed is None else cfg.data_seed, cfg.max_length)
+        data_key = (
+            cfg.task.lower(),
+            cfg.model,
+            cfg.data_dir,
+            cfg.n_train,
+            cfg.n_dev,
+            cfg.seed if cfg.data_seed is None else cfg.data_seed,
+            cfg.max_length,
+        )
         if data_key not in prepared:
             prepared.clear()  # one task's data at a time keeps memory flat
             tokenizer = load_tokenizer(cfg.model)
@@ -162,6 +176,8 @@ def run_grid(configs: list[RunConfig], results: str | Path, *, data_dir: str | N
         record["run_id"] = run_id(cfg)
         append_record(results, record)
         ran += 1
-        log(f"{label}: {record['metric']} best {record['best'][record['metric']]:.4f}, "
-            f"final {record['final'][record['metric']]:.4f} ({record['wall_s']:.0f}s)")
+        log(
+            f"{label}: {record['metric']} best {record['best'][record['metric']]:.4f}, "
+            f"final {record['final'][record['metric']]:.4f} ({record['wall_s']:.0f}s)"
+        )
     return ran

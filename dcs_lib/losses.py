@@ -48,17 +48,24 @@ def supervised(logits: torch.Tensor, labels: torch.Tensor, regression: bool = Fa
     return squared_error(logits, labels) if regression else cross_entropy(logits, labels)
 
 
-def distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
-                 regression: bool = False) -> torch.Tensor:
+def distillation(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, regression: bool = False
+) -> torch.Tensor:
     """KD term: T^2 * KL for classification, squared error to the teacher's score for regression."""
     if regression:
         return squared_error(student_logits, teacher_logits.reshape(-1))
     return kd_kl(student_logits, teacher_logits, temperature)
 
 
-def dcs_loss(student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor,
-             weights: torch.Tensor | None = None, alpha: float = 0.5, temperature: float = 2.0,
-             regression: bool = False) -> torch.Tensor:
+def dcs_loss(
+    student_logits: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    alpha: float = 0.5,
+    temperature: float = 2.0,
+    regression: bool = False,
+) -> torch.Tensor:
     """The DCS objective for one batch, a scalar:
 
         sum_i w_i * (alpha * CE_i + (1 - alpha) * T^2 * KL_i) / sum_i w_i

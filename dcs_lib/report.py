@@ -18,17 +18,25 @@ def runs_frame(records: list[dict], by: tuple[str, ...] = ()) -> pd.DataFrame:
     rows = []
     for r in records:
         metric = r.get("metric") or next(iter(r["final"].keys() - {"epoch"}))
-        rows.append({
-            "task": r["task"], "method": r["method"], "seed": r["seed"],
-            **{key: r["config"].get(key) for key in by},
-            "metric": metric,
-            "best": 100 * r["best"][metric], "final": 100 * r["final"][metric],
-            "best_epoch": r["best"]["epoch"], "wall_s": r.get("wall_s"),
-        })
+        rows.append(
+            {
+                "task": r["task"],
+                "method": r["method"],
+                "seed": r["seed"],
+                **{key: r["config"].get(key) for key in by},
+                "metric": metric,
+                "best": 100 * r["best"][metric],
+                "final": 100 * r["final"][metric],
+                "best_epoch": r["best"]["epoch"],
+                "wall_s": r.get("wall_s"),
+            }
+        )
     frame = pd.DataFrame(rows)
     if not frame.empty:
         order = {m: i for i, m in enumerate(METHOD_ORDER)}
-        frame = frame.sort_values(["task", *by, "method", "seed"], key=lambda s: s.map(order) if s.name == "method" else s)
+        frame = frame.sort_values(
+            ["task", *by, "method", "seed"], key=lambda s: s.map(order) if s.name == "method" else s
+        )
     return frame.reset_index(drop=True)
 
 
@@ -37,14 +45,24 @@ def summary(frame: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     keys = ["task", "metric", *by, "method"]
     table = frame.groupby(keys, sort=False).agg(
         runs=("seed", "size"),
-        best_mean=("best", "mean"), best_std=("best", "std"), best_median=("best", "median"),
-        final_mean=("final", "mean"), final_std=("final", "std"), final_median=("final", "median"),
+        best_mean=("best", "mean"),
+        best_std=("best", "std"),
+        best_median=("best", "median"),
+        final_mean=("final", "mean"),
+        final_std=("final", "std"),
+        final_median=("final", "median"),
     )
     return table.round(2).reset_index()
 
 
-def paired_difference(frame: pd.DataFrame, method: str = "dcs", baseline: str = "vanilla", column: str = "final",
-                      n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+def paired_difference(
+    frame: pd.DataFrame,
+    method: str = "dcs",
+    baseline: str = "vanilla",
+    column: str = "final",
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per task, the mean over seeds of ``method - baseline`` (same seed) with a bootstrap 95% interval."""
     rows = []
     for task, group in frame.groupby("task", sort=False):
@@ -55,8 +73,15 @@ def paired_difference(frame: pd.DataFrame, method: str = "dcs", baseline: str = 
         if len(diff) == 0:
             continue
         boot = np.random.default_rng(seed).choice(diff, size=(n_boot, len(diff))).mean(axis=1)
-        rows.append({"task": task, "pairs": len(diff), "mean_diff": diff.mean(),
-                     "ci_low": np.percentile(boot, 2.5), "ci_high": np.percentile(boot, 97.5)})
+        rows.append(
+            {
+                "task": task,
+                "pairs": len(diff),
+                "mean_diff": diff.mean(),
+                "ci_low": np.percentile(boot, 2.5),
+                "ci_high": np.percentile(boot, 97.5),
+            }
+        )
     return pd.DataFrame(rows).round(2)
 
 
@@ -100,9 +125,15 @@ def plot_curves(records: list[dict], path: str | Path) -> Path:
         epochs = [e["epoch"] for e in r["epochs"]]
         left.plot(epochs, [100 * e["dev"][r["metric"]] for e in r["epochs"]], "o-", label=r["method"])
         if any("weights" in e for e in r["epochs"]):
-            right.plot(epochs, [e.get("weights", {}).get("ess", np.nan) for e in r["epochs"]], "o-", label=f"{r['method']} ESS")
-            right.plot(epochs, [e.get("weights", {}).get("discordant", np.nan) for e in r["epochs"]], "s--",
-                       label=f"{r['method']} discordant")
+            right.plot(
+                epochs, [e.get("weights", {}).get("ess", np.nan) for e in r["epochs"]], "o-", label=f"{r['method']} ESS"
+            )
+            right.plot(
+                epochs,
+                [e.get("weights", {}).get("discordant", np.nan) for e in r["epochs"]],
+                "s--",
+                label=f"{r['method']} discordant",
+            )
     left.set(xlabel="epoch", ylabel=f"dev {records[0]['metric']} (points)", title=f"{records[0]['task']}: dev score")
     right.set(xlabel="epoch", ylabel="fraction", title="sample weights", ylim=(0, 1.05))
     left.legend()
@@ -119,7 +150,9 @@ def markdown(table: pd.DataFrame) -> str:
     """A pipe table (no extra dependency), for the README and the terminal."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    lines = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    lines = [
+        "| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in table.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *lines])
 
 
@@ -133,7 +166,10 @@ def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] =
     frame.to_csv(out / "runs.csv", index=False)
     table.to_csv(out / "summary.csv", index=False)
     paired.to_csv(out / "paired.csv", index=False)
-    text = markdown(table) + ("\n\nDCS - vanilla, same seed (final epoch, points, bootstrap 95% CI):\n\n"
-                              + markdown(paired) if not paired.empty else "")
+    text = markdown(table) + (
+        "\n\nDCS - vanilla, same seed (final epoch, points, bootstrap 95% CI):\n\n" + markdown(paired)
+        if not paired.empty
+        else ""
+    )
     (out / "summary.md").write_text(text + "\n")
     return {"runs": out / "runs.csv", "summary": out / "summary.md", "plot": plot_summary(frame, out / "summary.png")}

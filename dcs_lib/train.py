@@ -89,16 +89,38 @@ def progress_enabled(progress: bool | None) -> bool:
     return (not os.environ.get("TQDM_DISABLE")) if progress is None else progress
 
 
-def make_loader(dataset: Dataset, batch_size: int, pad_token_id: int, device: torch.device, *, shuffle: bool,
-                group_by_length: bool = True, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    pad_token_id: int,
+    device: torch.device,
+    *,
+    shuffle: bool,
+    group_by_length: bool = True,
+    seed: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+):
     """A DataLoader of padded batches; evaluation loaders sort by length (fastest, order is irrelevant)."""
-    sampler = LengthBatchSampler(dataset["length"], batch_size, shuffle=shuffle, group_by_length=group_by_length,
-                                 seed=seed, num_replicas=num_replicas, rank=rank)
+    sampler = LengthBatchSampler(
+        dataset["length"],
+        batch_size,
+        shuffle=shuffle,
+        group_by_length=group_by_length,
+        seed=seed,
+        num_replicas=num_replicas,
+        rank=rank,
+    )
     collate = PadCollator(pad_token_id, pad_to_multiple_of=8 if device.type == "cuda" else None)
     # An explicit generator: otherwise every pass over a loader draws from the global generator,
     # and an extra evaluation pass would change the dropout masks of all later steps.
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                       pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -140,8 +162,16 @@ def num_labels(model) -> int:
 
 
 @torch.no_grad()
-def predict(model, loader, device: torch.device, n: int, *, dtype: torch.dtype | None = None,
-            progress: bool = False, desc: str = "predict") -> torch.Tensor:
+def predict(
+    model,
+    loader,
+    device: torch.device,
+    n: int,
+    *,
+    dtype: torch.dtype | None = None,
+    progress: bool = False,
+    desc: str = "predict",
+) -> torch.Tensor:
     """Eval-mode logits for every example in ``loader``'s dataset -> (n, num_labels), float32, CPU.
 
     Row ``i`` of the result belongs to the example with ``row == i``, whatever order
@@ -169,8 +199,9 @@ class Objective(Protocol):
 
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor], epoch: int) -> torch.Tensor: ...
 
-    def end_epoch(self, epoch: int, train_logits: torch.Tensor | None,
-                  predict_train: Callable[[], torch.Tensor]) -> dict | None: ...
+    def end_epoch(
+        self, epoch: int, train_logits: torch.Tensor | None, predict_train: Callable[[], torch.Tensor]
+    ) -> dict | None: ...
 
     def state(self) -> dict[str, torch.Tensor]: ...  # what a checkpoint must keep (DCS: the weights)
 
@@ -196,9 +227,20 @@ def _linear_schedule(optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, objective: Objective,
-        cfg: TrainConfig, pad_token_id: int = 0, *, desc: str = "train",
-        on_epoch: Callable[[dict], None] | None = None, checkpoint=None, resume: bool = False) -> list[dict]:
+def fit(
+    model,
+    train_set: Dataset,
+    eval_sets: dict[str, Dataset],
+    task: Task,
+    objective: Objective,
+    cfg: TrainConfig,
+    pad_token_id: int = 0,
+    *,
+    desc: str = "train",
+    on_epoch: Callable[[dict], None] | None = None,
+    checkpoint=None,
+    resume: bool = False,
+) -> list[dict]:
     """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs; return one record per epoch.
 
     Each record: ``{"epoch", "train_loss", "dev": {metric: value}, "time_s"}`` plus
@@ -216,16 +258,27 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
     step_model = model
     if world.enabled:
         step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if cfg.compile:
         step_model = torch.compile(step_model)
 
     shard = dict(num_replicas=world.size, rank=world.rank)
-    loader = make_loader(train_set, cfg.batch_size, pad_token_id, device, shuffle=True,
-                         group_by_length=cfg.group_by_length, seed=cfg.seed, **shard)
+    loader = make_loader(
+        train_set,
+        cfg.batch_size,
+        pad_token_id,
+        device,
+        shuffle=True,
+        group_by_length=cfg.group_by_length,
+        seed=cfg.seed,
+        **shard,
+    )
     train_eval_loader = make_loader(train_set, cfg.eval_batch_size, pad_token_id, device, shuffle=False, **shard)
-    eval_loaders = {split: make_loader(ds, cfg.eval_batch_size, pad_token_id, device, shuffle=False, **shard)
-                    for split, ds in eval_sets.items()}
+    eval_loaders = {
+        split: make_loader(ds, cfg.eval_batch_size, pad_token_id, device, shuffle=False, **shard)
+        for split, ds in eval_sets.items()
+    }
 
     steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.epochs
@@ -235,8 +288,9 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     def predict_train() -> torch.Tensor:
-        return predict(step_model, train_eval_loader, device, len(train_set), dtype=dtype, progress=show,
-                       desc="predict train")
+        return predict(
+            step_model, train_eval_loader, device, len(train_set), dtype=dtype, progress=show, desc="predict train"
+        )
 
     history, first = [], 1
     if resume and checkpoint is not None and checkpoint.latest() is not None:
@@ -257,8 +311,10 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
             loss = objective.loss(logits.float(), batch, epoch)
             value = loss.item()
             if not math.isfinite(value):
-                raise NonFiniteLossError(f"{desc}: the loss became {value} at epoch {epoch}, step {step}; "
-                                         "try a lower learning rate, or --amp off")
+                raise NonFiniteLossError(
+                    f"{desc}: the loss became {value} at epoch {epoch}, step {step}; "
+                    "try a lower learning rate, or --amp off"
+                )
             if train_logits is not None:
                 train_logits.add(batch["rows"], logits)
             scaler.scale(loss / cfg.grad_accum).backward()
@@ -291,8 +347,14 @@ def fit(model, train_set: Dataset, eval_sets: dict[str, Dataset], task: Task, ob
     return history
 
 
-def evaluate(model, loaders: dict, datasets: dict[str, Dataset], task: Task, device: torch.device,
-             dtype: torch.dtype | None = None) -> dict[str, float]:
+def evaluate(
+    model,
+    loaders: dict,
+    datasets: dict[str, Dataset],
+    task: Task,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> dict[str, float]:
     """Metrics on every eval split; the first split's keys are plain, others are prefixed by split name."""
     results = {}
     for i, (split, loader) in enumerate(loaders.items()):

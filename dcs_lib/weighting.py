@@ -24,8 +24,9 @@ import torch
 STEPS = ("fixed", "adaboost")
 
 
-def disagreement(student_logits: torch.Tensor, reference: torch.Tensor, *, regression: bool = False,
-                 delta: float = 0.5) -> torch.Tensor:
+def disagreement(
+    student_logits: torch.Tensor, reference: torch.Tensor, *, regression: bool = False, delta: float = 0.5
+) -> torch.Tensor:
     """1.0 where the student disagrees with ``reference``, else 0.0 -> (n,) float.
 
     Classification: ``reference`` is teacher logits (n, classes) or gold class ids (n,);
@@ -77,8 +78,16 @@ def rescale(weights: torch.Tensor, clip_min: float = 0.1, clip_max: float = 10.0
     return (hi * w).clamp(clip_min, clip_max).to(weights.dtype)
 
 
-def update_weights(weights: torch.Tensor, disagree: torch.Tensor, *, lam: float = 1.0, step: str = "fixed",
-                   accumulate: bool = True, clip_min: float = 0.1, clip_max: float = 10.0) -> torch.Tensor:
+def update_weights(
+    weights: torch.Tensor,
+    disagree: torch.Tensor,
+    *,
+    lam: float = 1.0,
+    step: str = "fixed",
+    accumulate: bool = True,
+    clip_min: float = 0.1,
+    clip_max: float = 10.0,
+) -> torch.Tensor:
     """One DCS weight update -> new weights (n,), positive, mean 1.
 
     weights: (n,) current weights; disagree: (n,) 0/1 flags. With ``accumulate=False``

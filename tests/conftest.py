@@ -32,8 +32,14 @@ def tiny_model(tmp_path_factory) -> str:
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = load_tokenizer(None)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -47,8 +53,18 @@ def tiny(tiny_model, glue):
     """A quick run on 48 real RTE examples with the tiny model."""
     from dcs_lib.methods import RunConfig
 
-    return RunConfig(task="rte", model=tiny_model, data_dir=str(glue), n_train=48, n_dev=32, epochs=3,
-                     teacher_epochs=1, batch_size=8, lr=1e-3, seed=5)
+    return RunConfig(
+        task="rte",
+        model=tiny_model,
+        data_dir=str(glue),
+        n_train=48,
+        n_dev=32,
+        epochs=3,
+        teacher_epochs=1,
+        batch_size=8,
+        lr=1e-3,
+        seed=5,
+    )
 
 
 def write_tsv(path: Path, rows: list[list[str]]) -> Path:

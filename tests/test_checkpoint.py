@@ -13,11 +13,42 @@ from .conftest import ROOT
 
 
 def train_command(tiny_model, glue, tmp_path, name, *extra):
-    return [sys.executable, "-m", "dcs_lib", "train", "--task", "rte", "--method", "dcs", "--model", tiny_model,
-            "--data-dir", str(glue), "--n-train", "480", "--n-dev", "32", "--epochs", "4", "--teacher-epochs", "1",
-            "--batch-size", "8", "--lr", "1e-3", "--seed", "7", "--cache-dir", str(tmp_path / "cache"),
-            "--results", str(tmp_path / f"{name}.jsonl"), "--checkpoint-dir", str(tmp_path / name), "--no-progress",
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "dcs_lib",
+        "train",
+        "--task",
+        "rte",
+        "--method",
+        "dcs",
+        "--model",
+        tiny_model,
+        "--data-dir",
+        str(glue),
+        "--n-train",
+        "480",
+        "--n-dev",
+        "32",
+        "--epochs",
+        "4",
+        "--teacher-epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "7",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--results",
+        str(tmp_path / f"{name}.jsonl"),
+        "--checkpoint-dir",
+        str(tmp_path / name),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def final_state(tmp_path, name):
@@ -27,12 +58,17 @@ def final_state(tmp_path, name):
 
 
 def test_sigkill_during_epoch_three_then_resume_matches_an_uninterrupted_run(tiny_model, glue, tmp_path):
-    whole = subprocess.run(train_command(tiny_model, glue, tmp_path, "whole"), cwd=ROOT, capture_output=True,
-                           text=True, timeout=600)
+    whole = subprocess.run(
+        train_command(tiny_model, glue, tmp_path, "whole"), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert whole.returncode == 0, whole.stderr
 
-    process = subprocess.Popen(train_command(tiny_model, glue, tmp_path, "killed"), cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        train_command(tiny_model, glue, tmp_path, "killed"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not (tmp_path / "killed" / "epoch-002").is_dir():
         time.sleep(0.01)
@@ -41,8 +77,13 @@ def test_sigkill_during_epoch_three_then_resume_matches_an_uninterrupted_run(tin
     assert max(p.name for p in (tmp_path / "killed").glob("epoch-*")) == "epoch-002"  # killed during epoch 3
     assert not (tmp_path / "killed.jsonl").exists()
 
-    resumed = subprocess.run(train_command(tiny_model, glue, tmp_path, "killed", "--resume"), cwd=ROOT,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        train_command(tiny_model, glue, tmp_path, "killed", "--resume"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     a, a_tensors, a_model = final_state(tmp_path, "whole")
     b, b_tensors, b_model = final_state(tmp_path, "killed")
@@ -53,8 +94,9 @@ def test_sigkill_during_epoch_three_then_resume_matches_an_uninterrupted_run(tin
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "dcs_lib", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "dcs_lib", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture

@@ -11,15 +11,38 @@ from .conftest import ROOT
 
 
 def dcs(*args, timeout=600, env=None):
-    return subprocess.run([sys.executable, "-m", "dcs_lib", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "dcs_lib", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_help_documents_every_option():
     out = dcs("train", "--help").stdout
-    for flag in ("--task", "--method", "--model", "--data-dir", "--n-train", "--epochs", "--teacher-epochs", "--lam",
-                 "--alpha", "--temperature", "--seed", "--batch-size", "--lr", "--results", "--disagreement-source",
-                 "--step", "--no-accumulate", "--amp"):
+    for flag in (
+        "--task",
+        "--method",
+        "--model",
+        "--data-dir",
+        "--n-train",
+        "--epochs",
+        "--teacher-epochs",
+        "--lam",
+        "--alpha",
+        "--temperature",
+        "--seed",
+        "--batch-size",
+        "--lr",
+        "--results",
+        "--disagreement-source",
+        "--step",
+        "--no-accumulate",
+        "--amp",
+    ):
         assert flag in out
     assert all(word in dcs("--help").stdout for word in ("demo", "train", "grid", "report"))
 
@@ -27,14 +50,41 @@ def test_help_documents_every_option():
 def test_train_appends_one_record(tmp_path, tiny_model, glue):
     results = tmp_path / "out" / "results.jsonl"
     for _ in range(2):
-        done = dcs("train", "--task", "Rte", "--method", "dcs", "--model", tiny_model, "--data-dir", glue,
-                   "--n-train", 24, "--n-dev", 16, "--epochs", 2, "--teacher-epochs", 1, "--lam", 2, "-T", 3,
-                   "--results", results, "--cache-dir", tmp_path / "cache", "--no-progress")
+        done = dcs(
+            "train",
+            "--task",
+            "Rte",
+            "--method",
+            "dcs",
+            "--model",
+            tiny_model,
+            "--data-dir",
+            glue,
+            "--n-train",
+            24,
+            "--n-dev",
+            16,
+            "--epochs",
+            2,
+            "--teacher-epochs",
+            1,
+            "--lam",
+            2,
+            "-T",
+            3,
+            "--results",
+            results,
+            "--cache-dir",
+            tmp_path / "cache",
+            "--no-progress",
+        )
         assert done.returncode == 0, done.stderr
     lines = results.read_text().splitlines()
     record = json.loads(lines[-1])
     assert len(lines) == 2 and record["config"]["lam"] == 2.0 and record["config"]["temperature"] == 3.0
-    assert {"task", "method", "seed", "config", "epochs", "best", "final", "wall_s", "device", "versions"} <= set(record)
+    assert {"task", "method", "seed", "config", "epochs", "best", "final", "wall_s", "device", "versions"} <= set(
+        record
+    )
     assert "weights" in record["epochs"][0] and "accuracy" in record["epochs"][0]["dev"]
     assert "rte dcs seed 42" in done.stdout
 
@@ -67,11 +117,14 @@ def test_missing_data_dir(tmp_path):
     assert "nope does not exist" in message and "RTE/train.tsv" in message
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--lam", "-1", "lambda must be >= 0"),
-    ("--alpha", "1.2", "alpha must be in [0, 1]"),
-    ("--temperature", "0", "temperature T must be > 0"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--lam", "-1", "lambda must be >= 0"),
+        ("--alpha", "1.2", "alpha must be in [0, 1]"),
+        ("--temperature", "0", "temperature T must be > 0"),
+    ],
+)
 def test_bad_hyper_parameters(option, value, message):
     assert message in bad("train", option, value)
 

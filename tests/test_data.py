@@ -44,24 +44,33 @@ def test_data_dir_from_environment(glue, monkeypatch):
 
 
 def test_synthetic_tasks_in_their_glue_formats(tmp_path):
-    write_tsv(tmp_path / "STS-B" / "train.tsv", [
-        "index genre filename year old_index source1 source2 sentence1 sentence2 score".split(),
-        ["0", "main", "f", "2012", "1", "s", "s", "A man plays.", "A man is playing.", "4.8"],
-        ["1", "main", "f", "2012", "2", "s", "s", "A cat.", "A dog runs.", "0.5"],
-    ])
+    write_tsv(
+        tmp_path / "STS-B" / "train.tsv",
+        [
+            "index genre filename year old_index source1 source2 sentence1 sentence2 score".split(),
+            ["0", "main", "f", "2012", "1", "s", "s", "A man plays.", "A man is playing.", "4.8"],
+            ["1", "main", "f", "2012", "2", "s", "s", "A cat.", "A dog runs.", "0.5"],
+        ],
+    )
     (tmp_path / "STS-B" / "dev.tsv").write_text((tmp_path / "STS-B" / "train.tsv").read_text())
     stsb = load_local(get_task("sts-b"), tmp_path)
     assert stsb["train"]["label"] == pytest.approx([4.8, 0.5]) and get_task("stsb").is_regression
 
-    write_tsv(tmp_path / "QQP" / "train.tsv", [
-        "id qid1 qid2 question1 question2 is_duplicate".split(), ["7", "1", "2", "How?", "How so?", "1"]])
-    write_tsv(tmp_path / "QQP" / "dev.tsv", [
-        "id qid1 qid2 question1 question2 is_duplicate".split(), ["8", "3", "4", "Why?", "When?", "0"]])
+    write_tsv(
+        tmp_path / "QQP" / "train.tsv",
+        ["id qid1 qid2 question1 question2 is_duplicate".split(), ["7", "1", "2", "How?", "How so?", "1"]],
+    )
+    write_tsv(
+        tmp_path / "QQP" / "dev.tsv",
+        ["id qid1 qid2 question1 question2 is_duplicate".split(), ["8", "3", "4", "Why?", "When?", "0"]],
+    )
     qqp = load_local(get_task("qqp"), tmp_path)
     assert qqp["train"][0] == {"question1": "How?", "question2": "How so?", "label": 1, "idx": 0}
 
-    train_header = ("index promptID pairID genre sentence1_binary_parse sentence2_binary_parse sentence1_parse "
-                    "sentence2_parse sentence1 sentence2 label1 gold_label").split()
+    train_header = (
+        "index promptID pairID genre sentence1_binary_parse sentence2_binary_parse sentence1_parse "
+        "sentence2_parse sentence1 sentence2 label1 gold_label"
+    ).split()
     dev_header = train_header[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
     write_tsv(tmp_path / "MNLI" / "train.tsv", [train_header, ["0"] * 8 + ["P", "H", "neutral", "neutral"]])
     for name in ("dev_matched.tsv", "dev_mismatched.tsv"):
@@ -80,15 +89,22 @@ def test_unknown_task_lists_the_valid_ones():
         get_task("xnli")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tentailment\n",
-     r"line 3: expected 4 tab-separated columns, found 3"),
-    ("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\tmaybe\n",
-     r"line 3, column 4 \(label\): unknown label 'maybe'; expected one of \['entailment', 'not_entailment'\]"),
-    ("", "the file is empty"),
-    ("index\tsentence1\tsentence2\tlabel\n", "has a header but no examples"),
-    ("index\tsentence1\tsentence2\n0\ta\tb\n", r"line 1: header lacks column\(s\) \['label'\]"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tentailment\n",
+            r"line 3: expected 4 tab-separated columns, found 3",
+        ),
+        (
+            "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\tmaybe\n",
+            r"line 3, column 4 \(label\): unknown label 'maybe'; expected one of \['entailment', 'not_entailment'\]",
+        ),
+        ("", "the file is empty"),
+        ("index\tsentence1\tsentence2\tlabel\n", "has a header but no examples"),
+        ("index\tsentence1\tsentence2\n0\ta\tb\n", r"line 1: header lacks column\(s\) \['label'\]"),
+    ],
+)
 def test_malformed_files_name_file_line_and_value(tmp_path, content, message):
     path = tmp_path / "RTE" / "train.tsv"
     path.parent.mkdir()
@@ -131,8 +147,10 @@ def test_tokenize_truncates_and_numbers_rows(glue):
 
 
 def test_collator_pads_to_the_longest_in_the_batch():
-    examples = [{"input_ids": [101, 7, 102], "token_type_ids": [0, 0, 0], "label": 1, "row": 4},
-                {"input_ids": [101, 102], "token_type_ids": [0, 0], "label": 0, "row": 9}]
+    examples = [
+        {"input_ids": [101, 7, 102], "token_type_ids": [0, 0, 0], "label": 1, "row": 4},
+        {"input_ids": [101, 102], "token_type_ids": [0, 0], "label": 0, "row": 9},
+    ]
     batch = PadCollator(pad_token_id=0)(examples)
     assert batch["input_ids"].tolist() == [[101, 7, 102], [101, 102, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]

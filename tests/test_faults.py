@@ -32,15 +32,24 @@ from .test_cli import bad
 from .test_experiments import fake_record
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tx\n",
-     "train.tsv: line 3: expected 4 tab-separated columns, found 2"),
-    (b"index\tsentence1\tsentence2\tlabel\n0\ta\tb\tyes\n",
-     "train.tsv: line 2, column 4 (label): unknown label 'yes'"),
-    (b"", "train.tsv: the file is empty"),
-    (b"index\tsentence1\tsentence2\tlabel\n0\tna\xefve\tb\tentailment\n",
-     "train.tsv: line 2, column 5: byte 0xef is not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            b"index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tx\n",
+            "train.tsv: line 3: expected 4 tab-separated columns, found 2",
+        ),
+        (
+            b"index\tsentence1\tsentence2\tlabel\n0\ta\tb\tyes\n",
+            "train.tsv: line 2, column 4 (label): unknown label 'yes'",
+        ),
+        (b"", "train.tsv: the file is empty"),
+        (
+            b"index\tsentence1\tsentence2\tlabel\n0\tna\xefve\tb\tentailment\n",
+            "train.tsv: line 2, column 5: byte 0xef is not valid UTF-8",
+        ),
+    ],
+)
 def test_broken_tsv_files_through_the_command_line(tmp_path, content, message):
     (tmp_path / "RTE").mkdir()
     (tmp_path / "RTE" / "train.tsv").write_bytes(content)
@@ -97,11 +106,25 @@ def test_a_full_disk_fails_before_training(tmp_path, monkeypatch):
 
 def test_a_grid_killed_midway_resumes_with_every_run_once(tmp_path, tiny_model, glue):
     grid = tmp_path / "grid.toml"
-    grid.write_text(f'[base]\nmodel = "{tiny_model}"\nn_train = 240\nn_dev = 16\nepochs = 2\nteacher_epochs = 1\n'
-                    f'batch_size = 8\n\n[[grid]]\nmethod = ["vanilla", "dcs"]\nseed = [1, 2, 3]\n')
+    grid.write_text(
+        f'[base]\nmodel = "{tiny_model}"\nn_train = 240\nn_dev = 16\nepochs = 2\nteacher_epochs = 1\n'
+        f'batch_size = 8\n\n[[grid]]\nmethod = ["vanilla", "dcs"]\nseed = [1, 2, 3]\n'
+    )
     results = tmp_path / "results.jsonl"
-    command = [sys.executable, "-m", "dcs_lib", "grid", str(grid), "--results", str(results),
-               "--data-dir", str(glue), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "dcs_lib",
+        "grid",
+        str(grid),
+        "--results",
+        str(results),
+        "--data-dir",
+        str(glue),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--no-progress",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while time.time() < deadline and not results.exists():
@@ -118,7 +141,8 @@ def test_a_grid_killed_midway_resumes_with_every_run_once(tmp_path, tiny_model, 
     assert rerun.stdout.count("already in") == finished
     records = load_results(results)
     assert sorted((r["method"], r["seed"]) for r in records) == sorted(
-        (m, s) for m in ("vanilla", "dcs") for s in (1, 2, 3))
+        (m, s) for m in ("vanilla", "dcs") for s in (1, 2, 3)
+    )
     assert len({r["run_id"] for r in records}) == 6
 
 
@@ -146,5 +170,11 @@ def test_a_nan_loss_stops_the_run_and_names_the_step(tiny):
     model = load_model(tiny.model, task)
     objective: Objective = ExplodingObjective()
     with pytest.raises(NonFiniteLossError, match="the loss became nan at epoch 1, step 3"):
-        fit(model, data["train"], {"validation": data["validation"]}, task, objective,
-            TrainConfig(epochs=1, batch_size=8, progress=False))
+        fit(
+            model,
+            data["train"],
+            {"validation": data["validation"]},
+            task,
+            objective,
+            TrainConfig(epochs=1, batch_size=8, progress=False),
+        )

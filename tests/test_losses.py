@@ -23,8 +23,12 @@ def test_kd_kl_is_zero_for_identical_logits_and_matches_torch():
     logits = torch.randn(5, 3)
     assert torch.allclose(kd_kl(logits, logits, 3.0), torch.zeros(5), atol=1e-6)
     student, teacher = torch.randn(5, 3), torch.randn(5, 3)
-    reference = F.kl_div(F.log_softmax(student / 2, -1), F.log_softmax(teacher / 2, -1), reduction="none",
-                         log_target=True).sum(-1) * 4
+    reference = (
+        F.kl_div(F.log_softmax(student / 2, -1), F.log_softmax(teacher / 2, -1), reduction="none", log_target=True).sum(
+            -1
+        )
+        * 4
+    )
     assert torch.allclose(kd_kl(student, teacher, 2.0), reference, atol=1e-6)
 
 
@@ -51,11 +55,15 @@ def test_regression_dcs_loss():
     assert dcs_loss(s, y, t, alpha=0.5, regression=True).item() == pytest.approx(1.25)
 
 
-logits = st.integers(1, 8).flatmap(lambda n: st.integers(2, 4).flatmap(lambda c: st.tuples(
-    st.lists(st.lists(st.floats(-8, 8), min_size=c, max_size=c), min_size=n, max_size=n),
-    st.lists(st.lists(st.floats(-8, 8), min_size=c, max_size=c), min_size=n, max_size=n),
-    st.lists(st.integers(0, c - 1), min_size=n, max_size=n),
-)))
+logits = st.integers(1, 8).flatmap(
+    lambda n: st.integers(2, 4).flatmap(
+        lambda c: st.tuples(
+            st.lists(st.lists(st.floats(-8, 8), min_size=c, max_size=c), min_size=n, max_size=n),
+            st.lists(st.lists(st.floats(-8, 8), min_size=c, max_size=c), min_size=n, max_size=n),
+            st.lists(st.integers(0, c - 1), min_size=n, max_size=n),
+        )
+    )
+)
 
 
 @settings(max_examples=150, deadline=None)

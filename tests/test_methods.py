@@ -19,8 +19,9 @@ REQUIRED = {"task", "method", "seed", "config", "epochs", "best", "final", "wall
 
 
 def same_numbers(a: dict, b: dict) -> bool:
-    return [e["dev"] for e in a["epochs"]] == [e["dev"] for e in b["epochs"]] and \
-        [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
+    return [e["dev"] for e in a["epochs"]] == [e["dev"] for e in b["epochs"]] and [
+        e["train_loss"] for e in a["epochs"]
+    ] == [e["train_loss"] for e in b["epochs"]]
 
 
 def test_record_has_every_field_and_weight_stats(tiny, tmp_path):
@@ -52,8 +53,11 @@ def test_dcs_with_alpha_one_and_lambda_zero_is_exactly_vanilla(tiny, tmp_path):
 
 
 def test_weights_move_away_from_uniform(tiny, tmp_path):
-    record = run(dataclasses.replace(tiny, method="dcs", lam=2.0, disagreement_source="train", teacher_epochs=2,
-                                     plain_epochs=1), progress=False, cache_dir=tmp_path)
+    record = run(
+        dataclasses.replace(tiny, method="dcs", lam=2.0, disagreement_source="train", teacher_epochs=2, plain_epochs=1),
+        progress=False,
+        cache_dir=tmp_path,
+    )
     first = record["epochs"][0]["weights"]
     assert first["discordant"] > 0 and first["max"] > 1.5 and first["ess"] < 1.0
 
@@ -78,14 +82,17 @@ def test_teacher_logits_are_cached_in_memory_and_on_disk(tiny, tmp_path, monkeyp
         teacher_logits(dataclasses.replace(tiny, teacher_epochs=2), task, data, tokenizer, tmp_path)
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(lam=-1.0), "lambda must be >= 0"),
-    (dict(alpha=1.5), r"alpha must be in \[0, 1\]"),
-    (dict(temperature=0.0), "temperature T must be > 0"),
-    (dict(method="boost"), "unknown method 'boost'"),
-    (dict(step="linear"), "unknown step rule 'linear'"),
-    (dict(task="glue"), "unknown task 'glue'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(lam=-1.0), "lambda must be >= 0"),
+        (dict(alpha=1.5), r"alpha must be in \[0, 1\]"),
+        (dict(temperature=0.0), "temperature T must be > 0"),
+        (dict(method="boost"), "unknown method 'boost'"),
+        (dict(step="linear"), "unknown step rule 'linear'"),
+        (dict(task="glue"), "unknown task 'glue'"),
+    ],
+)
 def test_bad_settings_are_refused(change, message):
     with pytest.raises(DCSError, match=message):
         RunConfig(**change).validate()
@@ -103,9 +110,23 @@ def test_gradient_accumulation_matches_a_bigger_batch(tiny):
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-        fit(model, data["train"], {}, task, methods.Supervised(task),
-            TrainConfig(epochs=1, batch_size=batch_size, grad_accum=accum, group_by_length=False, progress=False,
-                        lr=1e-3, warmup_ratio=0.0), tokenizer.pad_token_id)
+        fit(
+            model,
+            data["train"],
+            {},
+            task,
+            methods.Supervised(task),
+            TrainConfig(
+                epochs=1,
+                batch_size=batch_size,
+                grad_accum=accum,
+                group_by_length=False,
+                progress=False,
+                lr=1e-3,
+                warmup_ratio=0.0,
+            ),
+            tokenizer.pad_token_id,
+        )
         return model.classifier.weight.detach().clone()
 
     # 16 examples: one batch of 16, or two of 8 accumulated; padding differs, so compare loosely.
@@ -126,8 +147,17 @@ def test_device_and_amp_choice_on_cpu():
 
 @pytest.mark.parametrize("method", methods.METHODS)
 def test_each_method_on_real_rte_with_the_bundled_model(glue, tmp_path, method):
-    cfg = RunConfig(task="RTE", method=method, data_dir=str(glue), n_train=32, n_dev=32, epochs=2,
-                    teacher_epochs=1, batch_size=16, seed=1)
+    cfg = RunConfig(
+        task="RTE",
+        method=method,
+        data_dir=str(glue),
+        n_train=32,
+        n_dev=32,
+        epochs=2,
+        teacher_epochs=1,
+        batch_size=16,
+        seed=1,
+    )
     record = run(cfg, progress=False, cache_dir=tmp_path)
     assert record["task"] == "rte" and record["method"] == method and len(record["epochs"]) == 2
     for epoch in record["epochs"]:
@@ -156,8 +186,18 @@ def synthetic_stsb(folder):
 @pytest.mark.parametrize("method", ["vanilla", "dcs"])
 def test_regression_task_end_to_end(tiny_model, tmp_path, method):
     data_dir = synthetic_stsb(tmp_path / "glue")
-    cfg = RunConfig(task="STS-B", method=method, model=tiny_model, data_dir=str(data_dir), epochs=2, teacher_epochs=3,
-                    batch_size=8, lr=1e-3, seed=3, delta=0.02)
+    cfg = RunConfig(
+        task="STS-B",
+        method=method,
+        model=tiny_model,
+        data_dir=str(data_dir),
+        epochs=2,
+        teacher_epochs=3,
+        batch_size=8,
+        lr=1e-3,
+        seed=3,
+        delta=0.02,
+    )
     record = run(cfg, progress=False, cache_dir=tmp_path / "cache")
     assert record["metric"] == "pearson" and set(record["final"]) == {"epoch", "pearson", "spearman"}
     if method == "dcs":

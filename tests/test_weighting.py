@@ -75,12 +75,16 @@ def test_weight_stats():
     assert weight_stats(torch.ones(7))["ess"] == pytest.approx(1.0)
 
 
-weights_and_flags = st.integers(2, 60).flatmap(lambda n: st.tuples(
-    st.lists(st.floats(0.1, 10.0), min_size=n, max_size=n),
-    st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n),
-))
+weights_and_flags = st.integers(2, 60).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.floats(0.1, 10.0), min_size=n, max_size=n),
+        st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n),
+    )
+)
 settings_ = dict(
-    lam=st.floats(0.0, 5.0), step=st.sampled_from(["fixed", "adaboost"]), accumulate=st.booleans(),
+    lam=st.floats(0.0, 5.0),
+    step=st.sampled_from(["fixed", "adaboost"]),
+    accumulate=st.booleans(),
 )
 
 
