@@ -394,6 +394,16 @@ def run(
     checkpoint there (the teacher comes back from the logits cache).
     """
     task = cfg.validate()
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = Checkpointer(
+            checkpoint_dir, {"run_id": run_id(cfg), "task": task.name, "model": cfg.model, "method": cfg.method}
+        )
+        if not resume and checkpoint.latest() is not None:
+            raise DCSError(
+                f"{checkpoint_dir} already holds a checkpoint ({checkpoint.latest().name}); "
+                "add --resume to continue that run, or choose another --checkpoint-dir"
+            )
     world = distributed.setup()
     start = time.perf_counter()
     tokenizer = tokenizer or load_tokenizer(cfg.model)
@@ -408,11 +418,6 @@ def run(
     model = load_model(cfg.model, task)
     labels = torch.tensor(data["train"]["label"])
     objective = Supervised(task) if cfg.method == "vanilla" else Weighted(task, cfg, labels, teacher, device)
-    checkpoint = None
-    if checkpoint_dir is not None:
-        checkpoint = Checkpointer(
-            checkpoint_dir, {"run_id": run_id(cfg), "task": task.name, "model": cfg.model, "method": cfg.method}
-        )
     history = fit(
         model,
         data["train"],

@@ -129,3 +129,11 @@ def test_state_files_load_without_unpickling_objects(checkpointed):
     _, folder = checkpointed
     state = torch.load(folder / "state.pt", weights_only=True)
     assert {"optimizer", "scheduler", "scaler", "rng"} <= state.keys()
+
+
+def test_a_new_run_never_overwrites_an_existing_checkpoint(checkpointed):
+    command, folder = checkpointed
+    before = (folder / "model.safetensors").read_bytes()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "already holds a checkpoint (epoch-001); add --resume" in done.stderr
+    assert (folder / "model.safetensors").read_bytes() == before
