@@ -134,6 +134,8 @@ def plot_curves(records: list[dict], path: str | Path) -> Path:
                 "s--",
                 label=f"{r['method']} discordant",
             )
+    left.set_xticks(epochs)
+    right.set_xticks(epochs)
     left.set(xlabel="epoch", ylabel=f"dev {records[0]['metric']} (points)", title=f"{records[0]['task']}: dev score")
     right.set(xlabel="epoch", ylabel="fraction", title="sample weights", ylim=(0, 1.05))
     left.legend()
