@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 # Measured wall time of `--execute` (full mode, TQDM_DISABLE=1), minutes, on a 2-core CPU
 # shared with another job. None: not measured yet.
-FULL_RUN_MIN = {"00": 0.4, "01": 18.5, "02": 16.7, "03": 27.4}
+FULL_RUN_MIN = {"00": 0.4, "01": 24.9, "02": 16.7, "03": 27.4}
 GPU_NOTE = "a few minutes on a single GPU (not measured here)"
 
 NAMES = {
@@ -43,6 +43,14 @@ NAMES = {
 def full_run(key: str) -> str:
     minutes = FULL_RUN_MIN[key]
     return "not measured yet" if minutes is None else f"{minutes:g} min on a 2-core laptop-class CPU"
+
+
+def minutes(key: str) -> str:
+    return "not measured yet" if FULL_RUN_MIN[key] is None else f"{FULL_RUN_MIN[key]:g} min"
+
+
+def gpu_note(key: str) -> str:
+    return "it trains nothing, so a GPU changes little" if key == "00" else GPU_NOTE
 
 
 def md(text: str):
@@ -72,23 +80,23 @@ PAPER_VS_OURS = r"""
 Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
 """
 
-SETUP_QUIET = '''
+SETUP_QUIET = """
 import datasets
 import transformers
 
 # The libraries' own progress bars and load reports would bury the outputs.
 transformers.logging.set_verbosity_error()
 datasets.disable_progress_bars()
-'''
+"""
 
-DATA_DIR_CODE = '''
+DATA_DIR_CODE = """
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR, else a copy beside the project,
 # else None, which makes dcs_lib download the task from the Hugging Face hub.
 _local = Path("..") / ".." / "shared" / "data" / "glue"
 DATA_DIR = os.environ.get("DCS_GLUE_DIR") or (str(_local) if _local.is_dir() else None)
-'''
+"""
 
-VERSIONS_CELL = '''
+VERSIONS_CELL = """
 # NBVAL_IGNORE_OUTPUT
 import platform
 
@@ -102,7 +110,7 @@ print(f"python {platform.python_version()}, torch {torch.__version__}, transform
       f"datasets {datasets.__version__}, dcs_lib {dcs_lib.__version__}")
 print(f"device: {DEVICE}, mixed precision: {amp_dtype(DEVICE) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
 print("data:", DATA_DIR or "Hugging Face hub")
-'''
+"""
 
 
 TEACHER_NOTE = """
@@ -112,27 +120,39 @@ that has to train it takes about 6.4 minutes more.
 """
 
 
+TEACHER_NOTE_01 = """
+This run trained the teacher itself (7.5 of the 24.9 minutes). An earlier run of the same notebook,
+with the teacher's logits already cached, took 18.5 minutes and printed the same numbers to the
+last digit.
+"""
+
+
 def header(key: str, title: str, learn: str, extra: str = "") -> list:
-    return [md(f"""
+    return [
+        md(f"""
 # {title}
 
 {learn}
 
-**Run time.** Full run: {full_run(key)}; {GPU_NOTE}. With `DCS_SMOKE=1` (tiny subsets, one or two
-short epochs, what CI runs) it takes about a minute. The outputs below come from one full run of this
+**Run time.** Full run: {full_run(key)}; {gpu_note(key)}. With `DCS_SMOKE=1` (tiny subsets and
+short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
 notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and the
 real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
 clutter the page, and with torch on one CPU thread (`OMP_NUM_THREADS=1`), because another job kept
 the second core busy; with another thread count or machine the last digits of the training results
 can differ. Every number in the text was read off those outputs.
-{extra}""")]
+{extra}""")
+    ]
 
 
 # ============================================================================ 00
 
 
 def nb00() -> list:
-    cells = header("00", "00 · Setup: the course, the environment, the data", """
+    cells = header(
+        "00",
+        "00 · Setup: the course, the environment, the data",
+        """
 Dynamic Corrective Self-Distillation (DCS; Amara, Jain and Chadha, 2023,
 [arXiv:2312.07028](https://arxiv.org/abs/2312.07028)) fine-tunes a pretrained encoder on a GLUE
 task in two stages: first a *teacher* (the same checkpoint, fine-tuned), then a *student* that learns
@@ -145,22 +165,23 @@ In this notebook you will
 - check your environment and the device the library will use;
 - learn where the data and the model come from (no network needed);
 - look at the GLUE tasks we use: their sizes, label balance, a few examples and token lengths.
-""")
+""",
+    )
     cells += [
         md(f"""
 ## The course
 
-| Notebook | What it teaches | Full run, 2-core CPU | GPU |
+| Notebook | What it teaches | Full run, 2-core CPU | Single GPU |
 |---|---|---|---|
-| `00_setup` | environment, data, model, the GLUE tasks | {full_run("00")} | seconds |
-| `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE; a teacher and a KD student on RTE | {full_run("01")} | {GPU_NOTE} |
-| `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; which RTE examples get up-weighted | {full_run("02")} | {GPU_NOTE} |
-| `03_dcs_end_to_end` | the whole method on RTE against vanilla fine-tuning and KD; the training loop, step by step | {full_run("03")} | {GPU_NOTE} |
+| `00_setup` | environment, data, model, the GLUE tasks | {minutes("00")} | about the same |
+| `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE; a teacher and a KD student on RTE | {minutes("01")} | a few minutes (not measured here) |
+| `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; which RTE examples get up-weighted | {minutes("02")} | a few minutes (not measured here) |
+| `03_dcs_end_to_end` | the whole method on RTE against vanilla fine-tuning and KD; the training loop, step by step | {minutes("03")} | a few minutes (not measured here) |
 
 Notebooks 01-03 share one teacher: its logits on the training set are cached on disk under
 `runs/notebooks/cache/` the first time a notebook trains it, and the others load them. Whichever of
-the three runs first trains it, about 6.4 minutes more on a 2-core CPU; the times above were
-measured with 02 run first, so 02's includes the teacher and 01's and 03's do not.
+the three runs first trains it, about 6-8 minutes more on a 2-core CPU. The times above include
+training it for 02 and 01 (their full runs each trained it: 6.4 and 7.5 min), not for 03.
 
 The method has parts the paper states and parts it leaves open; where it leaves them open we chose,
 and every notebook says which is which. In short:
@@ -173,7 +194,8 @@ Everything this notebook can be told lives in the next cell. `SMOKE` is what CI 
 (`DCS_SMOKE=1`): here it only shortens the token-length statistics, which are then computed on a
 sample; the task sizes are always read from the full files.
 """),
-        code('''
+        code(
+            """
 import os
 from pathlib import Path
 
@@ -181,9 +203,12 @@ SMOKE = os.environ.get("DCS_SMOKE") == "1"
 TASK_NAMES = ["rte", "mrpc", "cola", "sst2"]  # the GLUE tasks whose files are here
 LENGTH_SAMPLE = 300 if SMOKE else None  # None: token lengths of every example
 SEED = 42
-''' + DATA_DIR_CODE + '''
+"""
+            + DATA_DIR_CODE
+            + """
 print(f"SMOKE = {SMOKE}")
-'''),
+"""
+        ),
         md("""
 ## Environment and device
 
@@ -209,13 +234,13 @@ Both sources give the same columns as the hub: the text column(s), an integer `l
 the example's position in the file. A `Task` (from `dcs_lib.get_task`) tells the loaders how each
 task is laid out and how it is scored.
 """),
-        code('''
+        code("""
 from dcs_lib import get_task
 
 rte = get_task("RTE")
 print(rte.name, rte.text_columns, rte.label_names, rte.metrics, rte.eval_splits)
 print("files:", {split: f"{rte.glue_dir}/{name}" for split, name in rte.files.items()})
-'''),
+"""),
         md("""
 ## Where the model comes from
 
@@ -228,7 +253,7 @@ local folder works in its place (`RunConfig(model="bert-base-uncased")`).
 Here we load the tokenizer and the model once, tokenise one RTE-style pair and push it through the
 model: the logits have one row per example and one column per class.
 """),
-        code('''
+        code("""
 from dcs_lib.models import load_model, load_tokenizer
 from dcs_lib.train import seed_everything
 
@@ -237,8 +262,8 @@ seed_everything(SEED)
 model = load_model("bundled-minilm", rte)
 n_params = sum(p.numel() for p in model.parameters())
 print(f"{type(model).__name__}: {n_params / 1e6:.1f}M parameters")
-'''),
-        code('''
+"""),
+        code("""
 # NBVAL_CHECK_OUTPUT
 pair = ("A dog is running through the snow.", "An animal is outside.")
 encoded = tokenizer(*pair, return_tensors="pt")
@@ -247,7 +272,7 @@ with torch.no_grad():
     logits = model(**encoded).logits
 print("input_ids:", tuple(encoded["input_ids"].shape), "-> logits:", tuple(logits.shape))
 del model  # free it: nothing below needs it
-'''),
+"""),
         md("""
 ## The GLUE tasks we use
 
@@ -259,14 +284,14 @@ is hard and noisy, which is where DCS is supposed to help.
 First the sizes. They come from the real files, so they are the same on every machine, and this
 cell is checked by CI.
 """),
-        code('''
+        code("""
 import pandas as pd
 
 from dcs_lib.data import load_task
 
 loaded = {name: load_task(get_task(name), DATA_DIR) for name in TASK_NAMES}
-'''),
-        code('''
+"""),
+        code("""
 # NBVAL_CHECK_OUTPUT
 sizes = pd.DataFrame([
     {"task": name, "train": len(splits["train"]), "dev": len(splits["validation"]),
@@ -274,13 +299,13 @@ sizes = pd.DataFrame([
     for name, splits in loaded.items()
 ])
 print(sizes.to_string(index=False))
-'''),
+"""),
         md("""
 Next, label balance: the share of each class in the training and dev sets. A dev accuracy means
 little until you know what always predicting the majority class would score, so the last column
 gives that baseline.
 """),
-        code('''
+        code("""
 rows = []
 for name, splits in loaded.items():
     task = get_task(name)
@@ -292,13 +317,13 @@ for name, splits in loaded.items():
                      "majority (%)": round(100 * shares.max(), 1)})
 balance = pd.DataFrame(rows).set_index(["task", "split"])
 balance
-'''),
+"""),
         md("""
 A few examples from each task, with their labels spelled out. RTE asks whether the first text
 entails the second; MRPC whether two sentences say the same; CoLA whether one sentence is
 grammatical; SST-2 whether a movie-review phrase is positive.
 """),
-        code('''
+        code("""
 pd.set_option("display.max_colwidth", 120)
 examples = []
 for name, splits in loaded.items():
@@ -309,7 +334,7 @@ for name, splits in loaded.items():
         examples.append({"task": name, "label": task.label_names[row["label"]],
                          **{f"text {k + 1}": row[c] for k, c in enumerate(task.text_columns)}})
 pd.DataFrame(examples).fillna("")
-'''),
+"""),
         md("""
 Finally, token lengths: how many tokens the model's tokenizer makes of each example (both texts of
 a pair together, with the special tokens). The library truncates at `max_length=128`; the table
@@ -337,7 +362,7 @@ length_table = pd.DataFrame([
 ])
 length_table
 '''),
-        code('''
+        code("""
 import matplotlib.pyplot as plt
 
 fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -349,7 +374,7 @@ ax.text(130, ax.get_ylim()[1] * 0.9, "max_length = 128", color="grey")
 ax.set(xlabel="tokens per example (pairs: both texts)", ylabel="density", title="Token lengths, training sets")
 ax.legend()
 plt.show()
-'''),
+"""),
         md("""
 ## Summary
 
@@ -376,12 +401,12 @@ plt.show()
         md("""
 ## Solutions
 """),
-        code('''
+        code("""
 # 1. The majority-class accuracy on each dev set; CoLA is 69% "acceptable", so accuracy rewards a
 #    model that always says "acceptable". Matthews correlation is 0 for any constant predictor.
 balance.xs("validation", level="split")["majority (%)"]
-'''),
-        code('''
+"""),
+        code("""
 # 2. QNLI's dev file, read on its own (only when the local files are used).
 from dcs_lib.data import read_glue_tsv
 
@@ -390,11 +415,11 @@ if DATA_DIR and (Path(DATA_DIR) / "QNLI" / "dev.tsv").is_file():
     print(len(qnli_dev), "examples;", pd.Series(qnli_dev["label"]).value_counts(normalize=True).round(3).to_dict())
 else:
     print("no local QNLI file; load_task(get_task('qnli')) would fetch it from the hub")
-'''),
-        code('''
+"""),
+        code("""
 # 3. Share of RTE training pairs longer than 64 tokens.
 print(f"{100 * (lengths['rte'] > 64).mean():.1f}% of RTE pairs would be cut at 64 tokens")
-'''),
+"""),
     ]
     return cells
 
@@ -403,7 +428,11 @@ print(f"{100 * (lengths['rte'] > 64).mean():.1f}% of RTE pairs would be cut at 6
 
 
 def nb01() -> list:
-    cells = header("01", "01 · Knowledge distillation basics", extra=TEACHER_NOTE, learn=r"""
+    cells = header(
+        "01",
+        "01 · Knowledge distillation basics",
+        extra=TEACHER_NOTE_01,
+        learn=r"""
 Distillation trains a *student* on a *teacher*'s output distribution instead of (or besides) the
 one-hot labels. DCS is built on it, so this notebook takes it apart. You will learn
 
@@ -413,7 +442,8 @@ one-hot labels. DCS is built on it, so this notebook takes it apart. You will le
 - how to write the KD loss in a few lines, and that the library's `kd_kl` computes the same;
 - what KD buys on a small synthetic problem (seconds), and then on RTE with a real teacher and a
   real student (minutes).
-""")
+""",
+    )
     cells += [
         md("""
 **What is the paper's and what is ours.** Knowledge distillation with a temperature and the $T^2$
@@ -424,7 +454,8 @@ such choice.
 
 ## Parameters
 """),
-        code('''
+        code(
+            """
 import os
 from pathlib import Path
 
@@ -435,12 +466,15 @@ N_DEV = 32 if SMOKE else None  # None: all 277 dev examples
 EPOCHS = 1 if SMOKE else 3  # student epochs
 TEACHER_EPOCHS = 1 if SMOKE else 2
 ALPHA, TEMPERATURE = 0.5, 2.0  # KD: weight of CE on the labels, and T
-''' + DATA_DIR_CODE + '''
+"""
+            + DATA_DIR_CODE
+            + """
 CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
 RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
            else Path("..") / "data" / "results" / "notebooks") / "01_kd_basics.jsonl"
 print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
-'''),
+"""
+        ),
         code(SETUP_QUIET),
         code(VERSIONS_CELL),
         md(r"""
@@ -453,7 +487,7 @@ student can learn from.
 
 Here are a teacher's logits for two examples and three classes, softened at $T = 1, 2, 5$.
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 import torch
 import torch.nn.functional as F
@@ -464,7 +498,7 @@ student = torch.tensor([[2.0, 2.0, -1.0],
                         [0.0, 1.0, 1.0]])
 for T in (1.0, 2.0, 5.0):
     print(f"T = {T}: teacher probabilities", F.softmax(teacher / T, dim=-1).double().numpy().round(4).tolist())
-'''),
+"""),
         md(r"""
 ## 2. The KD loss, written out
 
@@ -487,11 +521,11 @@ def kd_loss(student_logits, teacher_logits, T):
     log_p_teacher = F.log_softmax(teacher_logits / T, dim=-1)
     return T * T * (p_teacher * (log_p_teacher - log_p_student)).sum(dim=-1)
 '''),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 for T in (1.0, 2.0, 5.0):
     print(f"T = {T}: KD loss per example", [round(v, 4) for v in kd_loss(student, teacher, T).tolist()])
-'''),
+"""),
         md(r"""
 ## 3. Why $T^2$
 
@@ -501,7 +535,7 @@ $T$ would quietly turn the distillation term down against the cross-entropy term
 $T^2$ keeps its size roughly constant, so $T$ changes *what* the student is taught, not *how loudly*.
 The cell below measures the gradient's norm with and without the factor.
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 for T in (1.0, 2.0, 4.0, 8.0):
     z = student.clone().requires_grad_(True)
@@ -510,7 +544,7 @@ for T in (1.0, 2.0, 4.0, 8.0):
     z.grad = None
     kd_loss(z, teacher, T).sum().backward()  # T^2 * KL
     print(f"T = {T}: gradient norm without T^2 {without:.4f}, with T^2 {z.grad.norm().item():.4f}")
-'''),
+"""),
         md(r"""
 ## 4. KL or cross-entropy?
 
@@ -519,7 +553,7 @@ teacher's entropy $H(p_t)$. The entropy does not depend on the student, so both 
 gradients and train the same student; KL is simply zero when the student matches the teacher,
 which makes it easier to read in logs. The cell checks both claims on the fixed tensors.
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 T = 2.0
 p_t = F.softmax(teacher / T, dim=-1)
@@ -533,7 +567,7 @@ z1, z2 = student.clone().requires_grad_(True), student.clone().requires_grad_(Tr
 (-(p_t * F.log_softmax(z1 / T, dim=-1)).sum()).backward()
 (kd_loss(z2, teacher, T).sum() / (T * T)).backward()
 print("same gradients:", torch.allclose(z1.grad, z2.grad, atol=1e-6))
-'''),
+"""),
         md(r"""
 ## 5. From our function to the library's
 
@@ -545,7 +579,7 @@ The next cell is the test that the two KD losses agree (the project's test suite
 function as written in this notebook), and checks two special cases of `dcs_loss`: $\alpha = 1$ is
 plain CE, and $\alpha = 0.5$ with no weights is the mean of half CE and half KD.
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 from dcs_lib.losses import cross_entropy, dcs_loss, kd_kl
 
@@ -561,7 +595,7 @@ half = 0.5 * cross_entropy(student, labels) + 0.5 * kd_loss(student, teacher, 2.
 torch.testing.assert_close(dcs_loss(student, labels, teacher, alpha=0.5, temperature=2.0), half.mean())
 print("dcs_loss(alpha=1) is CE; dcs_loss(alpha=0.5) is half CE + half KD:",
       round(dcs_loss(student, labels, teacher, alpha=0.5, temperature=2.0).item(), 4))
-'''),
+"""),
         md("""
 ## 6. A small synthetic problem
 
@@ -605,7 +639,7 @@ def toy_accuracy(model, x, y):
     with torch.no_grad():
         return (model(x).argmax(-1) == y).float().mean().item()
 '''),
-        code('''
+        code("""
 threads = torch.get_num_threads()
 torch.set_num_threads(1)
 
@@ -630,14 +664,14 @@ torch.set_num_threads(threads)
 for name, m in [("teacher (2,000 clean labels)", toy_teacher), ("student, CE (100 noisy labels)", toy_ce),
                 ("student, KD (same 100 + teacher)", toy_kd)]:
     print(f"{name:34s} test accuracy {toy_accuracy(m, x_test, y_test):.3f}")
-'''),
+"""),
         md("""
 The decision regions show why: the CE student draws islands around the mislabelled points, while
 the KD student follows the teacher's smooth boundaries, because on each of its 100 points it is
 told the teacher's whole distribution, not one (possibly wrong) class. The dots are the training
 labels each model saw (for the teacher, 300 of its 2,000), coloured by class, noise included.
 """),
-        code('''
+        code("""
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -654,7 +688,7 @@ for ax, (title, m, x, y) in zip(axes, [("teacher", toy_teacher, x_big[:300], y_b
     ax.set_title(f"{title}: test acc {toy_accuracy(m, x_test, y_test):.3f}")
 plt.tight_layout()
 plt.show()
-'''),
+"""),
         md(r"""
 ## 7. For real: a teacher on RTE
 
@@ -666,7 +700,7 @@ under `CACHE_DIR`, keyed by everything they depend on (model, seed, data, optimi
 notebooks 02 and 03 reuse them. If the cache already holds them, the cell loads them in a second,
 and the record still shows the teacher's training history.
 """),
-        code('''
+        code("""
 import dataclasses
 import json
 
@@ -679,8 +713,8 @@ task = base.validate()
 tokenizer = load_tokenizer(base.model)
 data = prepare_data(base, task, tokenizer)
 print({split: data[split].num_rows for split in data}, "columns:", data["train"].column_names)
-'''),
-        code('''
+"""),
+        code("""
 # NBVAL_IGNORE_OUTPUT
 t_logits, t_record = teacher_logits(base, task, data, tokenizer, cache_dir=CACHE_DIR)
 print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
@@ -688,7 +722,7 @@ for e in t_record["epochs"]:
     print(f"teacher epoch {e['epoch']}: train loss {e['train_loss']:.4f}, dev accuracy {e['dev']['accuracy']:.4f}")
 print(f"teacher accuracy on its own training set: {t_record['train']['accuracy']:.4f}; "
       f"training time {t_record['wall_s'] / 60:.1f} min")
-'''),
+"""),
         md("""
 ## 8. What the teacher's soft labels look like
 
@@ -697,7 +731,7 @@ few training pairs with the gold label and the teacher's probability of *entailm
 at the distillation temperature $T = 2$, then the distribution of the teacher's confidence over the
 whole training set.
 """),
-        code('''
+        code("""
 import pandas as pd
 
 from dcs_lib.data import load_task, subsample
@@ -712,8 +746,8 @@ show = [int(i) for i in torch.cat([torch.nonzero(teacher_right)[:3, 0], torch.no
 pd.DataFrame([{"premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i]["sentence2"],
                "gold": task.label_names[raw_train[i]["label"]], "p(entail), T=1": round(p1[i].item(), 3),
                "p(entail), T=2": round(p2[i].item(), 3)} for i in show])
-'''),
-        code('''
+"""),
+        code("""
 confidence_1 = F.softmax(t_logits, -1).max(-1).values.numpy()
 confidence_2 = F.softmax(t_logits / TEMPERATURE, -1).max(-1).values.numpy()
 fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -725,7 +759,7 @@ ax.legend()
 plt.show()
 print(f"teacher disagrees with the gold label on {(~teacher_right).float().mean():.1%} of the training set; "
       f"median confidence {np.median(confidence_1):.3f} at T=1, {np.median(confidence_2):.3f} at T={TEMPERATURE:g}")
-'''),
+"""),
         md("""
 ## 9. Vanilla fine-tuning against KD, same seed, same budget
 
@@ -738,7 +772,7 @@ head, the same batches, the same dropout draws), for the same number of epochs:
 `run` returns a record per run with the dev accuracy after every epoch; we print each epoch as it
 finishes and save the records as JSON lines so that every number here can be reloaded.
 """),
-        code('''
+        code("""
 # NBVAL_IGNORE_OUTPUT
 def log_epoch(method):
     def report(e):
@@ -755,8 +789,8 @@ for method in ("vanilla", "kd"):
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
 RESULTS.write_text("".join(json.dumps(r, sort_keys=True) + "\\n" for r in records))
 print("records saved to", RESULTS.relative_to(Path("..")))
-'''),
-        code('''
+"""),
+        code("""
 from dcs_lib.report import runs_frame
 
 table = runs_frame(records)[["method", "seed", "best", "best_epoch", "final", "wall_s"]]
@@ -765,8 +799,8 @@ dev_labels = np.array(data["validation"]["label"])
 majority = 100 * max(dev_labels.mean(), 1 - dev_labels.mean())
 print(f"RTE dev accuracy in points (teacher: {teacher_dev:.2f}; always the majority class: {majority:.2f})")
 table.round(2)
-'''),
-        code('''
+"""),
+        code("""
 fig, ax = plt.subplots(figsize=(6, 3.4))
 for r in records:
     ax.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-", label=r["method"])
@@ -774,7 +808,7 @@ ax.axhline(teacher_dev, color="grey", linestyle="--", label="teacher")
 ax.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="RTE: vanilla vs KD")
 ax.legend()
 plt.show()
-'''),
+"""),
         md("""
 ### What happened
 
@@ -803,13 +837,13 @@ SUMMARY_01
         md("""
 ## Solutions
 """),
-        code('''
+        code("""
 # 1. Probability of the top class of the first example as T grows: it falls towards 1/3.
 for T in (1.0, 2.0, 4.0, 6.0, 8.0):
     print(f"T = {T}: {F.softmax(teacher[0] / T, -1).max().item():.3f}")
 # It drops below one half between T = 6 and T = 8. z / T -> 0 as T grows, and softmax of zeros is uniform.
-'''),
-        code('''
+"""),
+        code("""
 # 2. alpha = 0 (teacher only) and alpha = 1 (the noisy labels only, = the CE student).
 torch.set_num_threads(1)
 for a in (0.0, 1.0):
@@ -819,8 +853,8 @@ for a in (0.0, 1.0):
 torch.set_num_threads(threads)
 # Here the teacher knows much more than the noisy labels, so leaning on it fully does well. On RTE
 # the teacher is far from perfect, which is why DCS keeps a CE term on the gold labels.
-'''),
-        code('''
+"""),
+        code("""
 # 3. The training pairs where the teacher contradicts the gold label.
 wrong = torch.nonzero(~teacher_right)[:5, 0].tolist()
 pd.DataFrame([{"premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i]["sentence2"],
@@ -828,7 +862,7 @@ pd.DataFrame([{"premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i][
 # On these pairs KD pulls the student towards the teacher's answer and CE towards the gold label;
 # with alpha = 0.5 they pull against each other. DCS (notebook 02) raises the weight of such an
 # example whenever the student sides with the label against the teacher.
-'''),
+"""),
     ]
     return cells
 
@@ -837,7 +871,10 @@ pd.DataFrame([{"premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i][
 
 
 def nb02() -> list:
-    cells = header("02", "02 · Sample reweighting: the corrective part of DCS", r"""
+    cells = header(
+        "02",
+        "02 · Sample reweighting: the corrective part of DCS",
+        r"""
 KD treats every training example alike. DCS does not: after each epoch it compares the student's
 predictions with the teacher's and raises the weight of the examples where they disagree, as
 AdaBoost raises the weight of the examples its last weak learner got wrong. In this notebook you will
@@ -847,7 +884,8 @@ AdaBoost raises the weight of the examples its last weak learner got wrong. In t
 - explore with sliders how $\lambda$, the step rule and clipping shape the weights over epochs;
 - train a DCS student on RTE and look at which examples become discordant, how the weight
   distribution and its effective sample size evolve, and the texts that end up weighted most.
-""")
+""",
+    )
     cells += [
         md("""
 ## What is the paper's and what is ours
@@ -860,7 +898,8 @@ pin down every detail of the update, so the rest is our reading, each an option 
         md("""
 ## Parameters
 """),
-        code('''
+        code(
+            """
 import os
 from pathlib import Path
 
@@ -873,12 +912,15 @@ EPOCHS = 2 if SMOKE else 3
 TEACHER_EPOCHS = 1 if SMOKE else 2
 LAM, STEP = 1.0, "fixed"  # the weight update
 CLIP_MIN, CLIP_MAX = 0.1, 10.0
-''' + DATA_DIR_CODE + '''
+"""
+            + DATA_DIR_CODE
+            + """
 CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
 RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
            else Path("..") / "data" / "results" / "notebooks") / "02_sample_reweighting.jsonl"
 print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
-'''),
+"""
+        ),
         code(SETUP_QUIET),
         code(VERSIONS_CELL),
         md(r"""
@@ -895,7 +937,7 @@ Eight examples, uniform weights; the classifier misses two of them. The cell app
 raising half, $e^{\beta}$ on the missed examples, because that is what DCS borrows (its `"adaboost"`
 step rule is this $\beta$, times $\lambda$):
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 import math
 
@@ -910,7 +952,7 @@ w_next = w_next / w_next.sum()
 print(f"eps = {eps:.4f}, beta = {beta:.4f}")
 print("weights after one round:", w_next.double().numpy().round(4).tolist())
 print(f"share of weight on the two missed examples: {w_next[missed.bool()].sum().item():.4f}")
-'''),
+"""),
         md("""
 After one round the two missed examples carry 37% of the total weight, up from 25%. Full AdaBoost,
 which also lowers the others by $e^{-\\beta}$, would give them exactly half: its step is chosen so that
@@ -959,7 +1001,7 @@ AdaBoost step is smaller here: with 30% discordant it is $\\tfrac12 \\ln\\tfrac{
 a ratio of $e^{0.42} \\approx 1.53$. The last line shows clipping at work: a
 tight `clip_max` caps the raised weights, and the mean is still 1.
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 w0 = torch.ones(10)
 d = torch.tensor([1, 0, 0, 1, 0, 0, 0, 1, 0, 0], dtype=torch.float)
@@ -967,14 +1009,14 @@ for label, kwargs in [("fixed, lambda=1", {}), ("adaboost, lambda=1", {"step": "
                       ("fixed, lambda=1, clip_max=1.5", {"clip_max": 1.5})]:
     w1 = dcs_update(w0, d, **kwargs)
     print(f"{label:30s}", w1.double().numpy().round(4).tolist(), f"mean {w1.mean().item():.4f}")
-'''),
+"""),
         md("""
 Now the library's version, `dcs_lib.weighting.update_weights`. It adds one option, `accumulate`:
 with `accumulate=False` every update starts again from uniform weights, so only the last epoch's
 disagreement counts. The cell is the test that the two agree; the project's test suite repeats it on
 `dcs_update` as written above.
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 from dcs_lib.weighting import disagreement, update_weights, weight_stats
 
@@ -988,17 +1030,17 @@ for trial in range(50):
         torch.testing.assert_close(dcs_update(w, dd, **kwargs), update_weights(w, dd, **kwargs), rtol=1e-5, atol=1e-5)
 print("dcs_update and dcs_lib.weighting.update_weights agree on 100 random cases")
 print("library, fixed step:", update_weights(w0, d).double().numpy().round(4).tolist())
-'''),
+"""),
         md(r"""
 Two numbers summarise a weight vector, and `weight_stats` reports both each epoch: the share of
 discordant examples, and the **effective sample size** (ESS), $(\sum w)^2 / \sum w^2$ as a fraction of
 $n$. It is 1 for uniform weights and falls as weight concentrates; an ESS of 0.5 means the weighted
 loss is about as noisy as a plain loss over half the examples.
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 print({k: round(v, 4) for k, v in weight_stats(update_weights(w0, d), d).items()})
-'''),
+"""),
         md("""
 ## 3. An explorer: how the weights evolve
 
@@ -1058,7 +1100,7 @@ def draw(history, axes, title=""):
 The live explorer. `interactive` builds a slider per argument and calls the function on every
 change; without a running kernel it shows nothing, hence the static figure after it.
 """),
-        code('''
+        code("""
 # NBVAL_IGNORE_OUTPUT
 import ipywidgets as widgets
 from IPython.display import display
@@ -1081,11 +1123,11 @@ explorer = widgets.interactive(
     accumulate=widgets.Checkbox(value=True, description="accumulate"),
 )
 display(explorer)
-'''),
+"""),
         md("""
 The static version: four settings, one row each.
 """),
-        code('''
+        code("""
 settings = [dict(lam=1.0, step="fixed"), dict(lam=1.0, step="adaboost"),
             dict(lam=1.0, step="fixed", clip_max=3.0), dict(lam=1.0, step="fixed", accumulate=False)]
 fig, axes = plt.subplots(len(settings), 2, figsize=(10, 2.9 * len(settings)))
@@ -1093,7 +1135,7 @@ for row, kwargs in zip(axes, settings):
     draw(simulate(**kwargs), row, ", ".join(f"{k}={v}" for k, v in kwargs.items()))
 plt.tight_layout()
 plt.show()
-'''),
+"""),
         md(r"""
 What the rows show:
 
@@ -1119,7 +1161,7 @@ seed, load the student, build the `Weighted` objective that `run` uses for DCS, 
 A small subclass records, at each update, the weights and the student's predictions on the training
 set. With the same seed and settings this is the DCS run of notebook 03, number for number.
 """),
-        code('''
+        code("""
 import dataclasses
 import json
 
@@ -1139,13 +1181,13 @@ tokenizer = load_tokenizer(cfg.model)
 data = prepare_data(cfg, task, tokenizer)
 raw_train = subsample(load_task(task, DATA_DIR)["train"], N_TRAIN, SEED)  # the texts of the same rows
 print({split: data[split].num_rows for split in data})
-'''),
-        code('''
+"""),
+        code("""
 # NBVAL_IGNORE_OUTPUT
 t_logits, t_record = teacher_logits(cfg, task, data, tokenizer, cache_dir=CACHE_DIR)
 print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
 print(f"teacher dev accuracy {t_record['final']['accuracy']:.4f}, on its training set {t_record['train']['accuracy']:.4f}")
-'''),
+"""),
         code('''
 class RecordingWeighted(Weighted):
     """The DCS objective of dcs_lib.methods, also keeping the weights and the student's
@@ -1172,7 +1214,7 @@ so that its disagreements with the teacher mean something); after it, the first 
 and 3 use the DCS loss with the weights. There is no update after the last epoch, since nothing
 would train on it.
 """),
-        code('''
+        code("""
 # NBVAL_IGNORE_OUTPUT
 seed_everything(cfg.seed)
 student = load_model(cfg.model, task)
@@ -1190,23 +1232,23 @@ def log_epoch(e):
 history = fit(student, data["train"], {"validation": data["validation"]}, task, objective,
               cfg.train_config(), tokenizer.pad_token_id, desc="dcs", on_epoch=log_epoch)
 del student  # free it: the analysis below needs only the snapshots
-'''),
+"""),
         md("""
 The epoch-by-epoch record, as `run` would store it: dev accuracy, the training loss, and the weight
 statistics after that epoch's update.
 """),
-        code('''
+        code("""
 per_epoch = pd.DataFrame([{"epoch": e["epoch"], "dev acc": 100 * e["dev"]["accuracy"], "train loss": e["train_loss"],
                            **{k: e["weights"].get(k) for k in ("discordant", "ess", "min", "max")}} for e in history])
 per_epoch.round(3)
-'''),
+"""),
         md("""
 Who is discordant? For a binary task a disagreement means exactly one of the two is right, so each
 discordant example is either one the **teacher gets right and the student wrong** (where KD should
 help) or one the **student gets right and the teacher wrong** (where up-weighting pulls the student,
 through the KL term, towards the teacher's mistake, and through CE towards the label).
 """),
-        code('''
+        code("""
 updates = [s for s in objective.snapshots if s["student"] is not None]
 teacher_pred = t_logits.argmax(-1)
 rows = []
@@ -1219,13 +1261,13 @@ for s in updates:
                  "student train acc (%)": round(100 * (student_pred == labels).float().mean().item(), 1)})
 discordant_table = pd.DataFrame(rows)
 discordant_table
-'''),
-        code('''
+"""),
+        code("""
 if len(updates) >= 2:
     first, second = (disagreement(s["student"], t_logits).bool() for s in updates[:2])
     print(f"discordant after epoch {updates[0]['epoch']}: {int(first.sum())}; after epoch {updates[1]['epoch']}: "
           f"{int(second.sum())}; both times: {int((first & second).sum())}; newly discordant: {int((second & ~first).sum())}")
-'''),
+"""),
         md("""
 ## 5. The weight distribution, epoch by epoch
 
@@ -1234,7 +1276,7 @@ so the weights take only a few distinct values: one per pattern of past disagree
 (log scale) shows them; the ESS line is the one-number summary. There is no update after the last
 epoch, so the histogram after epoch 3 hides the one after epoch 2.
 """),
-        code('''
+        code("""
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
 bins = np.logspace(np.log10(CLIP_MIN), np.log10(CLIP_MAX), 40)
 for s in objective.snapshots:
@@ -1249,7 +1291,7 @@ right.set(xlabel="epoch", ylabel="fraction", ylim=(0, 1.05), title="effective sa
 right.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-'''),
+"""),
         md("""
 ## 6. The most up-weighted examples
 
@@ -1257,7 +1299,7 @@ The texts that end with the largest weights, with the gold label, the teacher's 
 entailment, and the student's prediction at each update. Ties are broken by the student's
 distance from the teacher at the last update.
 """),
-        code('''
+        code("""
 final = objective.snapshots[-1]["weights"]
 last_student = updates[-1]["student"] if updates else t_logits
 gap = (F.softmax(last_student, -1)[:, 0] - F.softmax(t_logits, -1)[:, 0]).abs()
@@ -1269,8 +1311,8 @@ top = pd.DataFrame([{
     "student at updates": " ".join(task.label_names[int(s["student"][i].argmax())][:3] for s in updates),
 } for i in order])
 top
-'''),
-        code('''
+"""),
+        code("""
 # NBVAL_IGNORE_OUTPUT
 record = {"task": task.name, "method": "dcs", "seed": cfg.seed, "config": dataclasses.asdict(cfg),
           "metric": task.primary, "n_train": len(data["train"]), "epochs": history,
@@ -1280,7 +1322,7 @@ record = {"task": task.name, "method": "dcs", "seed": cfg.seed, "config": datacl
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
 RESULTS.write_text(json.dumps(record, sort_keys=True) + "\\n")
 print("record saved to", RESULTS.relative_to(Path("..")))
-'''),
+"""),
         md("""
 ### What happened
 
@@ -1308,18 +1350,18 @@ SUMMARY_02
         md("""
 ## Solutions
 """),
-        code('''
+        code("""
 # 1. Each discordant update multiplies by e^lambda, before the common rescaling: the ratio is e^(k*lambda).
 h = simulate(lam=1.0, clip_min=1e-6, clip_max=1e6)
 print("stubborn / easy after k updates:", (h[:, -1] / h[:, 0]).double().numpy().round(2).tolist())
 print("e^k:                           ", [round(math.exp(k), 2) for k in range(TOY_EPOCHS + 1)])
-'''),
-        code('''
+"""),
+        code("""
 # 2. At eps = 0.5 AdaBoost's step is 0.5 * ln(1) = 0: a 50% disagreement says nothing, and the weights stay put.
 half = torch.cat([torch.ones(50), torch.zeros(50)])
 print(update_weights(torch.ones(100), half, step="adaboost")[:3].tolist(), "...")
-'''),
-        code('''
+"""),
+        code("""
 # 3. Among examples whose final weight is above 1: how many does the teacher get wrong?
 up = final > 1
 if up.any():
@@ -1329,7 +1371,7 @@ if up.any():
 # A large share means DCS spends its extra weight partly on the teacher's own errors: disagreement
 # with a weak teacher is a noisy signal. Reweighting by disagreement with the gold label instead is
 # the "reweight" method of dcs_lib (RunConfig(method="reweight")).
-'''),
+"""),
     ]
     return cells
 
@@ -1338,7 +1380,11 @@ if up.any():
 
 
 def nb03() -> list:
-    cells = header("03", "03 · DCS end to end", extra=TEACHER_NOTE, learn="""
+    cells = header(
+        "03",
+        "03 · DCS end to end",
+        extra=TEACHER_NOTE,
+        learn="""
 The whole method on RTE with the bundled MiniLM: a teacher, then a DCS student, compared with
 vanilla fine-tuning and plain KD under the same seed and the same budget. Then a walk through the
 library's training loop, so that you can adapt it to your own model and data. You will learn
@@ -1347,7 +1393,8 @@ library's training loop, so that you can adapt it to your own model and data. Yo
 - how they compare on RTE's dev set, epoch by epoch (and how little one seed can say);
 - what the loop does about the device, mixed precision, padding and the teacher's logits;
 - how to plug in another model, your own data, or your own objective.
-""")
+""",
+    )
     cells += [
         md("""
 ## What is the paper's and what is ours
@@ -1359,7 +1406,8 @@ library's training loop, so that you can adapt it to your own model and data. Yo
 The defaults are `RunConfig`'s: 3 student epochs, batch size 32, learning rate 5e-5 with 10% warm-up
 and linear decay, AdamW with weight decay 0.01, inputs cut at 128 tokens, a 2-epoch teacher.
 """),
-        code('''
+        code(
+            """
 import os
 from pathlib import Path
 
@@ -1371,12 +1419,15 @@ N_DEV = 32 if SMOKE else None  # None: all 277 dev examples
 EPOCHS = 2 if SMOKE else 3
 TEACHER_EPOCHS = 1 if SMOKE else 2
 METHODS = ["vanilla", "kd", "dcs"]
-''' + DATA_DIR_CODE + '''
+"""
+            + DATA_DIR_CODE
+            + """
 CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
 RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
            else Path("..") / "data" / "results" / "notebooks") / "03_dcs_end_to_end.jsonl"
 print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
-'''),
+"""
+        ),
         code(SETUP_QUIET),
         code(VERSIONS_CELL),
         md("""
@@ -1385,7 +1436,7 @@ print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {T
 One `RunConfig` describes a run; only `method` will change between the three students. The data is
 loaded, subsampled (not in a full run) and tokenised once, and passed to every run.
 """),
-        code('''
+        code("""
 import dataclasses
 import json
 
@@ -1400,7 +1451,7 @@ task = base.validate()
 tokenizer = load_tokenizer(base.model)
 data = prepare_data(base, task, tokenizer)
 print({split: data[split].num_rows for split in data}, "columns:", data["train"].column_names)
-'''),
+"""),
         md("""
 ## 2. The teacher
 
@@ -1408,14 +1459,14 @@ The teacher is the pretrained checkpoint fine-tuned with CE for `TEACHER_EPOCHS`
 train it on demand; calling `teacher_logits` first lets us look at it. If notebook 01 or 02 ran with
 the same settings, its logits come from the cache in a second.
 """),
-        code('''
+        code("""
 # NBVAL_IGNORE_OUTPUT
 t_logits, t_record = teacher_logits(base, task, data, tokenizer, cache_dir=CACHE_DIR)
 print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
 for e in t_record["epochs"]:
     print(f"teacher epoch {e['epoch']}: train loss {e['train_loss']:.4f}, dev accuracy {e['dev']['accuracy']:.4f}")
 print(f"on its training set: {t_record['train']['accuracy']:.4f}; training took {t_record['wall_s'] / 60:.1f} min")
-'''),
+"""),
         md("""
 ## 3. Three students, same seed, same budget
 
@@ -1430,7 +1481,7 @@ objective:
 
 Each epoch is printed as it finishes; the records are saved as JSON lines.
 """),
-        code('''
+        code("""
 # NBVAL_IGNORE_OUTPUT
 def log_epoch(method):
     def report(e):
@@ -1449,7 +1500,7 @@ for method in METHODS:
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
 RESULTS.write_text("".join(json.dumps(r, sort_keys=True) + "\\n" for r in records))
 print("records saved to", RESULTS.relative_to(Path("..")))
-'''),
+"""),
         md("""
 ## 4. Results
 
@@ -1457,7 +1508,7 @@ The table gives the dev accuracy in points at the best epoch and at the last one
 is the honest number: picking the best epoch on the dev set and reporting it on the same dev set
 flatters every method.
 """),
-        code('''
+        code("""
 import numpy as np
 import pandas as pd
 
@@ -1471,13 +1522,13 @@ majority = 100 * max(dev_labels.mean(), 1 - dev_labels.mean())
 print(f"RTE dev accuracy, points ({records[0]['n_dev']} dev examples; teacher {teacher_dev:.2f}; "
       f"always the majority class {majority:.2f}). Seed {SEED}, {EPOCHS} epochs, device: {records[0]['device']}")
 table.round(2)
-'''),
+"""),
         md("""
 Learning curves on dev, per epoch, with the teacher as a dashed line; on the right, DCS's weights.
 One dev example is worth 0.36 points on RTE, so differences of a point or two are a handful of
 examples.
 """),
-        code('''
+        code("""
 import matplotlib.pyplot as plt
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -1494,7 +1545,7 @@ right.set(xlabel="student epoch", ylabel="fraction", ylim=(0, 1.05), title="DCS 
 right.legend()
 plt.tight_layout()
 plt.show()
-'''),
+"""),
         md("""
 ### What happened
 
@@ -1521,20 +1572,20 @@ otherwise. `amp_dtype` decides the autocast type: bf16 on GPUs that support it, 
 The losses cast logits to float32 before the softmax either way, because the small probabilities
 that distillation is about do not survive half precision.
 """),
-        code('''
+        code("""
 # NBVAL_IGNORE_OUTPUT
 from dcs_lib.train import amp_dtype, pick_device
 
 print("this machine:", DEVICE, "->", amp_dtype(DEVICE))
 print("a CUDA GPU, amp='auto' -> bf16 where supported, else fp16; amp='off' ->", amp_dtype(torch.device("cuda"), "off"))
-'''),
+"""),
         md("""
 ### Dynamic padding
 
 `PadCollator` pads a batch to its own longest example, not to `max_length`; the attention mask marks
 the padding. On three toy examples of lengths 3, 5 and 2:
 """),
-        code('''
+        code("""
 # NBVAL_CHECK_OUTPUT
 from dcs_lib.data import PadCollator
 
@@ -1544,14 +1595,14 @@ toy = [{"input_ids": [101, 7, 102], "label": 0, "row": 0},
 batch = PadCollator(pad_token_id=0)(toy)
 for k, v in batch.items():
     print(f"{k:15s} {tuple(v.shape)}", v.tolist())
-'''),
+"""),
         md("""
 `LengthBatchSampler` goes one step further: it shuffles, then sorts windows of 50 batches by
 length, so each batch holds examples of similar length, and shuffles the batches again. The cell
 counts the tokens the model processes in one epoch of RTE with fixed padding to 128, with dynamic
 padding on random batches, and with dynamic padding on length-grouped batches.
 """),
-        code('''
+        code("""
 from dcs_lib.train import make_loader
 
 lengths = np.array(data["train"]["length"])
@@ -1563,7 +1614,7 @@ for grouped in (False, True):
     cost[f"dynamic, group_by_length={grouped}"] = sum(len(b) * lengths[b].max() for b in loader.batch_sampler)
 cost["no padding at all"] = int(lengths.sum())
 pd.DataFrame({"tokens per epoch": cost, "vs no padding": {k: round(v / lengths.sum(), 2) for k, v in cost.items()}})
-'''),
+"""),
         md(r"""
 On RTE, dynamic padding alone saves nothing: 12.2% of the pairs reach the 128-token cut (notebook
 00), so a random batch of 32 almost always holds one ($1 - 0.878^{32} \approx 98\%$) and is padded
@@ -1580,7 +1631,7 @@ The student's loop never runs the teacher; each batch carries `rows`, the exampl
 training set, and the objective looks the teacher's logits up with them. The same `rows` index the
 DCS weights.
 """),
-        code('''
+        code("""
 # NBVAL_IGNORE_OUTPUT
 from dcs_lib.methods import teacher_key
 
@@ -1589,7 +1640,7 @@ print("cache file:", (CACHE_DIR / f"teacher-{task.name}-{key}.safetensors").rela
 loader = make_loader(data["train"], 4, tokenizer.pad_token_id, torch.device("cpu"), shuffle=True, seed=SEED)
 first = next(iter(loader))
 print("rows in a batch:", first["rows"].tolist(), "-> teacher logits", tuple(t_logits[first["rows"]].shape))
-'''),
+"""),
         md("""
 ### Adapting it: another model, your own data, your own objective
 
@@ -1603,7 +1654,7 @@ student on it for one epoch with the KD objective from `dcs_lib.methods.Weighted
 that is simply the labels made soft. Replace the list with your data and the fake teacher with
 `teacher_logits`, and you have DCS on your task.
 """),
-        code('''
+        code("""
 # NBVAL_IGNORE_OUTPUT
 from datasets import Dataset
 
@@ -1629,7 +1680,7 @@ history = fit(my_model, my_train, {"validation": my_train}, my_task, objective,
               TrainConfig(epochs=1, batch_size=4, progress=False), tokenizer.pad_token_id)
 print(history[0]["train_loss"] > 0, sorted(history[0]["dev"]))
 del my_model
-'''),
+"""),
         md("""
 **Your own objective.** An objective is any object with `needs_train_logits`, `loss(logits, batch,
 epoch)` returning a scalar, and `end_epoch(epoch, train_logits, predict_train)` returning a dict of
@@ -1658,7 +1709,7 @@ SUMMARY_03_SHORT
 Solutions 1 and 2 train full models for tens of minutes, so they are given as code to run
 (`RUN_SOLUTIONS = True`), not run here.
 """),
-        code('''
+        code("""
 # 1. More seeds, then a summary and the paired DCS - vanilla difference.
 RUN_SOLUTIONS = False
 if RUN_SOLUTIONS:
@@ -1673,15 +1724,15 @@ if RUN_SOLUTIONS:
                             tokenizer=tokenizer))
     frame = runs_frame(more)
     display(summary(frame), paired_difference(frame))
-'''),
-        code('''
+"""),
+        code("""
 # 2. Two variants of DCS's reading.
 if RUN_SOLUTIONS:
     for change in ({"step": "adaboost"}, {"disagreement_source": "train"}):
         r = run(dataclasses.replace(base, method="dcs", **change), cache_dir=CACHE_DIR, data=data, tokenizer=tokenizer)
         print(change, [(e["epoch"], round(100 * e["dev"]["accuracy"], 2), e["weights"]) for e in r["epochs"]])
-'''),
-        code('''
+"""),
+        code("""
 # 3. KD with a falling temperature: a new objective, the same loop.
 from dcs_lib import losses
 
@@ -1709,7 +1760,7 @@ history = fit(my_model, my_train, {"validation": my_train}, my_task, AnnealedKD(
               TrainConfig(epochs=2, batch_size=4, progress=False), tokenizer.pad_token_id)
 print([round(e["train_loss"], 3) for e in history])
 del my_model
-'''),
+"""),
     ]
     return cells
 
@@ -1818,8 +1869,14 @@ def build(key: str):
         if cell.cell_type == "markdown":
             for marker in sorted(SUMMARIES, key=len, reverse=True):
                 cell.source = cell.source.replace(marker, SUMMARIES[marker])
-            for marker in ("SUMMARY_01_SHORT", "SUMMARY_02_SHORT", "SUMMARY_03_SHORT", "SUMMARY_01", "SUMMARY_02",
-                           "SUMMARY_03"):
+            for marker in (
+                "SUMMARY_01_SHORT",
+                "SUMMARY_02_SHORT",
+                "SUMMARY_03_SHORT",
+                "SUMMARY_01",
+                "SUMMARY_02",
+                "SUMMARY_03",
+            ):
                 cell.source = cell.source.replace(marker, "(Written after the full run.)")
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
