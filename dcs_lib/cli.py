@@ -78,7 +78,12 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def _progress(args) -> bool | None:
-    return False if args.no_progress else None
+    if not args.no_progress:
+        return None
+    import datasets
+
+    datasets.disable_progress_bars()  # tokenisation bars too
+    return False
 
 
 def cmd_train(args) -> None:
