@@ -1,8 +1,8 @@
 """How fast is dcs_lib's loop, and what does DCS cost?
 
-    python benchmarks/speed.py [--data-dir DIR] [--n 512] [--batch-size 32] [--amp off|bf16|fp16]
+    python benchmarks/speed.py [--data-dir DIR] [--n 512] [--batch-size 32] [--amp off|bf16|fp16] [--epochs 1]
 
-One epoch each, on the same model (the bundled MiniLM), data (the first N RTE
+One epoch each (``--epochs`` more to average over), on the same model (the bundled MiniLM), data (the first N RTE
 training examples), batch size and max length 128:
 
 1. dcs_lib, vanilla, with and without length grouping;
@@ -17,8 +17,10 @@ training examples), batch size and max length 128:
 Each configuration runs in a fresh process, so its peak memory is its own. Printed:
 samples per second, ratios against (2), peak memory (resident set on CPU, allocated
 on CUDA) and padding efficiency (real tokens / tokens processed), then the targets.
-Timings cover the training epoch only (no dev evaluation); the teacher for (3) is
-computed before the clock starts, as a cached teacher would be.
+Timings cover the training epochs only (no dev evaluation); the teacher for (3) is
+computed before the clock starts, as a cached teacher would be. On CUDA a few
+untimed steps first warm the GPU up (library loading, kernel choice), in every
+configuration alike.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def prepare(args):
         method="dcs",
         data_dir=args.data_dir,
         batch_size=args.batch_size,
-        epochs=2,
+        epochs=args.epochs + 1,
         plain_epochs=0,
         amp=args.amp,
         seed=0,
@@ -89,8 +91,8 @@ def dcs_lib_epoch(name, args):
         objective = Supervised(task)
     seed_everything(0)
     model = load_model(cfg.model, task)
-    # cfg.epochs = 2 for the objective, 1 for the loop: the one epoch ends with a weight update
-    train_cfg = dataclasses.replace(cfg.train_config(epochs=1, progress=False), group_by_length=grouped)
+    # one epoch more for the objective than for the loop: every measured epoch ends with a weight update
+    train_cfg = dataclasses.replace(cfg.train_config(epochs=args.epochs, progress=False), group_by_length=grouped)
     start = time.perf_counter()
     fit(model, data["train"], {}, task, objective, train_cfg, tokenizer.pad_token_id)
     seconds = time.perf_counter() - start
@@ -127,7 +129,7 @@ def trainer_epoch(name, args):
         arguments = TrainingArguments(
             output_dir=out,
             per_device_train_batch_size=cfg.batch_size,
-            num_train_epochs=1,
+            num_train_epochs=args.epochs,
             learning_rate=cfg.lr,
             report_to=[],
             save_strategy="no",
@@ -165,8 +167,26 @@ def trainer_epoch(name, args):
     return seconds, real / total
 
 
+def warm_up(args) -> None:
+    """A few untimed training steps at several lengths, so no configuration pays for CUDA's start."""
+    from dcs_lib.models import load_model
+    from dcs_lib.tasks import get_task
+
+    model = load_model(None, get_task("rte")).cuda().train()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    for length in (16, 32, 64, 128):
+        ids = torch.randint(1000, 2000, (args.batch_size, length), device="cuda")
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+            loss = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.float().sum()
+        loss.backward()
+    torch.cuda.synchronize()
+    del model
+    torch.cuda.empty_cache()
+
+
 def measure_one(name, args) -> dict:
     if torch.cuda.is_available():
+        warm_up(args)
         torch.cuda.reset_peak_memory_stats()
     seconds, efficiency = (trainer_epoch if "Trainer" in name else dcs_lib_epoch)(name, args)
     peak = (
@@ -176,7 +196,7 @@ def measure_one(name, args) -> dict:
     )
     return {
         "name": name,
-        "samples_per_s": args.n / seconds,
+        "samples_per_s": args.n * args.epochs / seconds,
         "seconds": seconds,
         "peak_mib": peak / 2**20,
         "padding_efficiency": efficiency,
@@ -189,6 +209,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512, help="the first N RTE training examples (default: 512)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="CUDA only")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per configuration (default: 1)")
     parser.add_argument("--one", choices=CONFIGS, help=argparse.SUPPRESS)  # internal: measure one config
     args = parser.parse_args()
     if args.one:
@@ -196,7 +217,10 @@ def main() -> None:
         return
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
-    print(f"RTE, first {args.n} training examples, batch {args.batch_size}, max length 128, amp {args.amp}; {device}\n")
+    print(
+        f"RTE, first {args.n} training examples, {args.epochs} epoch(s), batch {args.batch_size}, "
+        f"max length 128, amp {args.amp}; {device}\n"
+    )
     results = {}
     for name in CONFIGS:
         command = [
@@ -210,6 +234,8 @@ def main() -> None:
             str(args.batch_size),
             "--amp",
             args.amp,
+            "--epochs",
+            str(args.epochs),
         ] + (["--data-dir", args.data_dir] if args.data_dir else [])
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:

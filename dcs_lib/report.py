@@ -85,6 +85,42 @@ def paired_difference(
     return pd.DataFrame(rows).round(2)
 
 
+def epoch_scores(records: list[dict], by: tuple[str, ...] = ("lr",)) -> pd.DataFrame:
+    """One row per run and epoch: the dev (or holdout) score at the end of that epoch, in points."""
+    rows = [
+        {
+            "task": r["task"],
+            "method": r["method"],
+            "seed": r["seed"],
+            **{key: r["config"].get(key) for key in by},
+            "epoch": e["epoch"],
+            "score": 100 * e["dev"][r["metric"]],
+        }
+        for r in records
+        for e in r["epochs"]
+    ]
+    return pd.DataFrame(rows)
+
+
+def choose_schedule(records: list[dict], min_epochs: int = 3) -> dict:
+    """The learning rate and epoch count with the best mean score over all runs and seeds.
+
+    The rule of the GLUE protocol, fixed before any run: average the holdout score
+    at each (learning rate, epoch) over methods and seeds; take the best with at
+    least ``min_epochs`` epochs; on a tie, fewer epochs, then the smaller rate.
+    Returns ``{"lr", "epochs", "score", "table"}``; ``table`` is the mean per
+    (lr, epoch), learning rates as rows.
+    """
+    frame = epoch_scores(records)
+    table = frame.groupby(["lr", "epoch"])["score"].mean().unstack("epoch")
+    allowed = table.loc[:, [e for e in table.columns if e >= min_epochs]]
+    if allowed.empty:
+        raise ValueError(f"no run reached {min_epochs} epochs")
+    candidates = [(round(score, 6), -epoch, -lr) for (lr, epoch), score in allowed.stack().items()]
+    score, epoch, lr = max(candidates)
+    return {"lr": -lr, "epochs": -epoch, "score": score, "table": table.round(2)}
+
+
 def plot_summary(frame: pd.DataFrame, path: str | Path, column: str = "final") -> Path:
     """One panel per task: each method's per-seed scores as dots and their mean as a bar."""
     import matplotlib

@@ -74,6 +74,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+SYNC_EVERY = 20  # on CUDA, losses are checked for nan/inf every this many steps
+
+
 def amp_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
     """The autocast dtype for ``amp`` on ``device``, or None for full float32."""
     if amp not in AMP_MODES:
@@ -303,18 +306,25 @@ def fit(
         model.train()
         train_logits = RowCollector(len(train_set), task.num_labels, device) if objective.needs_train_logits else None
         total, count = 0.0, 0
+        unchecked: list[tuple[int, torch.Tensor]] = []  # losses not yet copied to the host
         bar = tqdm(loader, desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=not show)
         for step, batch in enumerate(bar, start=1):
             batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = forward(step_model, batch)
             loss = objective.loss(logits.float(), batch, epoch)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"{desc}: the loss became {value} at epoch {epoch}, step {step}; "
-                    "try a lower learning rate, or --amp off"
-                )
+            unchecked.append((step, loss.detach()))
+            # Reading a loss waits for the GPU; on CUDA read them in batches so it can run ahead.
+            if device.type != "cuda" or step % SYNC_EVERY == 0 or step == len(loader):
+                values = torch.stack([value for _, value in unchecked]).tolist()
+                for (at, _), value in zip(unchecked, values):
+                    if not math.isfinite(value):
+                        raise NonFiniteLossError(
+                            f"{desc}: the loss became {value} at epoch {epoch}, step {at}; "
+                            "try a lower learning rate, or --amp off"
+                        )
+                total, count = total + sum(values), count + len(values)
+                unchecked.clear()
             if train_logits is not None:
                 train_logits.add(batch["rows"], logits)
             scaler.scale(loss / cfg.grad_accum).backward()
@@ -326,8 +336,7 @@ def fit(
                 scaler.update()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            total, count = total + value, count + 1
-            if step % 10 == 0:
+            if step % 10 == 0 and count:
                 bar.set_postfix(loss=f"{total / count:.4f}")
         bar.close()
 

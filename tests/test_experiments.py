@@ -3,9 +3,17 @@
 import pytest
 
 from dcs_lib import DCSError
-from dcs_lib.experiments import read_grid, run_id
+from dcs_lib.experiments import (
+    append_record,
+    load_results,
+    read_grid,
+    run_cost,
+    run_id,
+    select_shard,
+    teacher_group,
+)
 from dcs_lib.methods import RunConfig
-from dcs_lib.report import paired_difference, runs_frame, summary, write_report
+from dcs_lib.report import choose_schedule, paired_difference, runs_frame, summary, write_report
 
 
 def fake_record(task="rte", method="dcs", seed=1, best=0.6, final=0.55):
@@ -65,3 +73,58 @@ def test_report_tables_and_paired_bootstrap(tmp_path):
     assert 2.0 <= paired.iloc[0]["ci_low"] <= paired.iloc[0]["ci_high"] <= 3.0
     paths = write_report(records, tmp_path / "report")
     assert paths["plot"].stat().st_size > 1000 and "| rte | accuracy |" in paths["summary"].read_text()
+
+
+def test_shards_cover_the_grid_once_keep_teachers_together_and_balance():
+    configs = [
+        RunConfig(task=task, method=method, seed=seed, lam=lam)
+        for task in ("rte", "mrpc", "cola")
+        for seed in (1, 2, 3)
+        for method in ("vanilla", "kd", "dcs")
+        for lam in ((1.0, 2.0) if method == "dcs" else (1.0,))
+    ]
+    shards = [select_shard(configs, i, 4) for i in range(4)]
+    ids = [run_id(c) for shard in shards for c in shard]
+    assert sorted(ids) == sorted(run_id(c) for c in configs)  # every run in exactly one shard
+    for shard in shards:  # grid order kept inside a shard
+        assert [configs.index(c) for c in shard] == sorted(configs.index(c) for c in shard)
+    owner = {teacher_group(c): i for i, shard in enumerate(shards) for c in shard}
+    assert all(owner[teacher_group(c)] == i for i, shard in enumerate(shards) for c in shard)
+    loads = [sum(run_cost(c) for c in shard) for shard in shards]
+    assert max(loads) <= 1.5 * min(loads)  # 9 groups of unequal size over 4 shards
+    assert select_shard(configs, 0, 1) == configs
+    with pytest.raises(DCSError, match="between 1 and 4"):
+        select_shard(configs, 4, 4)
+
+
+def test_choose_schedule_follows_the_fixed_rule():
+    def tuning_record(lr, method, seed, curve):
+        return {
+            "task": "rte",
+            "method": method,
+            "seed": seed,
+            "metric": "accuracy",
+            "config": {"lr": lr},
+            "epochs": [{"epoch": e, "dev": {"accuracy": a}} for e, a in enumerate(curve, start=1)],
+        }
+
+    records = [
+        tuning_record(5e-5, "vanilla", 1, [0.9, 0.60, 0.62, 0.64]),
+        tuning_record(5e-5, "dcs", 1, [0.9, 0.60, 0.66, 0.64]),
+        tuning_record(1e-4, "vanilla", 1, [0.9, 0.50, 0.64, 0.60]),
+        tuning_record(1e-4, "dcs", 1, [0.9, 0.50, 0.64, 0.68]),
+    ]
+    choice = choose_schedule(records, min_epochs=3)  # epoch 1's 0.9 is below the minimum
+    assert (choice["lr"], choice["epochs"]) == (5e-5, 3)  # 64.0 at (5e-5, 3) ties (1e-4, 3) and (1e-4, 4)
+    assert choice["score"] == pytest.approx(64.0)
+    assert choice["table"].loc[1e-4, 4] == pytest.approx(64.0)
+    assert choose_schedule(records, min_epochs=1)["epochs"] == 1
+    with pytest.raises(ValueError, match="no run reached 5 epochs"):
+        choose_schedule(records, min_epochs=5)
+
+
+def test_results_from_several_files(tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    append_record(first, fake_record(seed=1))
+    append_record(second, fake_record(seed=2))
+    assert [r["seed"] for r in load_results([first, second])] == [1, 2]
