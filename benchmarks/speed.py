@@ -79,14 +79,14 @@ def dcs_lib_epoch(name, args):
     from dcs_lib.data import LengthBatchSampler
     from dcs_lib.methods import Supervised, Weighted, teacher_logits
     from dcs_lib.models import load_model
-    from dcs_lib.train import fit, seed_everything
+    from dcs_lib.train import fit, pick_device, seed_everything
 
     cfg, task, tokenizer, data = prepare(args)
     grouped = "random" not in name
     if "DCS" in name:
         cfg = dataclasses.replace(cfg, disagreement_source="train" if "train source" in name else "eval")
         teacher, _ = teacher_logits(dataclasses.replace(cfg, teacher_epochs=0), task, data, tokenizer, None)
-        objective = Weighted(task, cfg, torch.tensor(data["train"]["label"]), teacher, torch.device("cpu"))
+        objective = Weighted(task, cfg, torch.tensor(data["train"]["label"]), teacher, pick_device(None))
     else:
         objective = Supervised(task)
     seed_everything(0)

@@ -121,6 +121,7 @@ def cmd_grid(args) -> None:
         progress=_progress(args),
         cache_dir=args.cache_dir,
         shard=args.shard,
+        done_in=args.skip_runs_in,
     )
     where = f" (shard {args.shard[0] + 1}/{args.shard[1]})" if args.shard else ""
     print(f"grid done{where}: {ran} run(s) added, {len(configs)} in the grid; results in {args.results}")
@@ -242,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_shard,
         metavar="I/N",
         help="run only shard I of N (runs sharing a teacher stay together); give each shard its own --results",
+    )
+    grid.add_argument(
+        "--skip-runs-in",
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="results files whose runs count as done too (e.g. the merged results of an earlier sharded grid)",
     )
     common(grid)
     grid.set_defaults(func=cmd_grid)

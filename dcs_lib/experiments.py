@@ -131,9 +131,15 @@ def read_grid(path: str | Path) -> list[RunConfig]:
     return configs
 
 
-def pending(configs: list[RunConfig], results: str | Path) -> Iterator[tuple[int, RunConfig, bool]]:
-    """(position, config, already_done) for each config, checking the results file as it is now."""
-    done = {r.get("run_id") for r in load_results(results)} if Path(results).exists() else set()
+def pending(
+    configs: list[RunConfig], results: str | Path, done_in: list | tuple = ()
+) -> Iterator[tuple[int, RunConfig, bool]]:
+    """(position, config, already_done) for each config, checking the results file as it is now.
+
+    Runs found in any of the files ``done_in`` count as done too.
+    """
+    files = [Path(f) for f in done_in] + ([Path(results)] if Path(results).exists() else [])
+    done = {r.get("run_id") for r in load_results(files)}
     seen = set()
     for i, cfg in enumerate(configs):
         rid = run_id(cfg)
@@ -193,22 +199,24 @@ def run_grid(
     progress: bool | None = None,
     cache_dir: str | Path | None = "runs/cache",
     shard: tuple[int, int] | None = None,
+    done_in: list | tuple = (),
     log=print,
 ) -> int:
     """Run every configuration not yet in ``results``; return how many ran.
 
     Data and tokenizer are loaded once per task and subset and shared by its runs.
     With ``shard=(i, n)`` only shard ``i`` (0-based) of ``n`` runs (:func:`select_shard`).
+    Runs already in any results file of ``done_in`` are skipped as well.
     """
     check_writable(results)
     if shard is not None:
         configs = select_shard(configs, *shard)
     prepared: dict[tuple, tuple] = {}
     ran = 0
-    for i, cfg, done in pending(configs, results):
+    for i, cfg, done in pending(configs, results, done_in):
         label = f"[{i + 1}/{len(configs)}] {cfg.task} {cfg.method} seed={cfg.seed}"
         if done:
-            log(f"{label}: already in {results}, skipped")
+            log(f"{label}: already in {', '.join(map(str, [*done_in, results]))}, skipped")
             continue
         if data_dir:
             cfg = dataclasses.replace(cfg, data_dir=data_dir)

@@ -1,6 +1,7 @@
 """The whole GLUE study on one machine: tune, fix the protocol, run the grid, in parallel.
 
     python scripts/study.py --work runs/study [--workers 8] [--deadline UNIX_TIME] [--smoke]
+    python scripts/study.py --work runs/study --continue-from data/results   # finish the committed grid
 
 1. Tuning (``data/results/tuning/grid.toml``): vanilla and DCS on 500 examples carved
    out of RTE's training set; the dev sets are not touched.
@@ -14,8 +15,9 @@ Each stage is split into ``--workers`` shards (``python -m dcs_lib grid --shard`
 one process each, which share one GPU well: a 22M-parameter model at batch 32 leaves
 most of the GPU idle. Shard results go to ``WORK/<stage>/shard-*.jsonl`` and are merged
 into ``WORK/<stage>.jsonl``. Everything resumes: run the same command again and
-finished runs are skipped. ``--deadline`` stops the workers at that time, keeping
-every finished run.
+finished runs are skipped; ``--continue-from data/results`` goes on from the committed
+results instead (the new runs land in WORK; append them to the committed files).
+``--deadline`` stops the workers at that time, keeping every finished run.
 """
 
 from __future__ import annotations
@@ -97,8 +99,13 @@ def glue_grid(lr: float, epochs: int, note: str, smoke: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_stage(name: str, grid: Path, work: Path, workers: int, deadline: float | None, env: dict) -> None:
-    """Run ``grid`` in ``workers`` shard processes; merge their results into ``work/name.jsonl``."""
+def run_stage(
+    name: str, grid: Path, work: Path, workers: int, deadline: float | None, env: dict, done: list[Path]
+) -> None:
+    """Run ``grid`` in ``workers`` shard processes; merge their results into ``work/name.jsonl``.
+
+    Runs in the files ``done`` are not run again (nor copied into ``work``).
+    """
     configs = read_grid(grid)
     workers = max(1, min(workers, len({teacher_group(c) for c in configs})))
     folder = work / name
@@ -114,6 +121,7 @@ def run_stage(name: str, grid: Path, work: Path, workers: int, deadline: float |
             "--shard", f"{i + 1}/{workers}",
             "--cache-dir", str(work / "cache"),
             "--no-progress",
+            *(["--skip-runs-in", *map(str, done)] if done else []),
         ]  # fmt: skip
         log = open(folder / "logs" / f"shard-{i + 1:02d}.log", "a")
         label = f"shard {i + 1}/{workers}"
@@ -142,8 +150,8 @@ def run_stage(name: str, grid: Path, work: Path, workers: int, deadline: float |
     finally:
         merge(folder, work / f"{name}.jsonl")
     failed = [label for label, p in processes.items() if p.returncode not in (0, 130, -signal.SIGINT)]
-    done = len(load_results(work / f"{name}.jsonl"))
-    print(f"{name}: {done} of {len(configs)} runs finished" + (f"; failed: {failed}" if failed else ""), flush=True)
+    finished = len(load_results([work / f"{name}.jsonl", *done]))
+    print(f"{name}: {finished} of {len(configs)} runs finished" + (f"; failed: {failed}" if failed else ""), flush=True)
 
 
 def _interruptible() -> None:
@@ -164,20 +172,34 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel shard processes")
     parser.add_argument("--deadline", type=float, help="stop at this Unix time, keeping finished runs")
     parser.add_argument("--smoke", action="store_true", help="tiny subsets and one seed: check the mechanics")
+    parser.add_argument(
+        "--continue-from",
+        metavar="DIR",
+        help="results folder of an earlier study (data/results): reuse its tuning runs and GLUE grid file, "
+        "skip the runs already in its results files",
+    )
     args = parser.parse_args()
 
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
 
+    earlier = Path(args.continue_from) if args.continue_from else None
+    done = {"tuning": [], "glue": []}
+    if earlier is not None:
+        done = {stage: [f for f in [earlier / stage / "runs.jsonl"] if f.is_file()] for stage in done}
+        grid = work / "glue-grid.toml"
+        if not grid.exists():
+            grid.write_text((earlier / "glue" / "grid.toml").read_text())
+
     tuning = TUNING_GRID
     if args.smoke:
         tuning = work / "tuning-grid.toml"
         text = TUNING_GRID.read_text().replace("holdout = 500", "holdout = 32\nn_train = 64")
         tuning.write_text(text.replace("epochs = 5", "epochs = 3"))
-    run_stage("tuning", tuning, work, args.workers, args.deadline, env)
+    run_stage("tuning", tuning, work, args.workers, args.deadline, env, done["tuning"])
 
-    choice = choose_schedule(load_results(work / "tuning.jsonl"))
+    choice = choose_schedule(load_results([f for f in [work / "tuning.jsonl", *done["tuning"]] if f.is_file()]))
     print(f"holdout accuracy (points), mean over methods and seeds:\n{choice['table']}", flush=True)
     note = (
         f"lr {choice['lr']:g} and {choice['epochs']} epochs chosen on the RTE holdout "
@@ -187,7 +209,7 @@ def main() -> None:
     grid = work / "glue-grid.toml"
     if not grid.exists():  # a resumed study keeps the protocol it chose the first time
         grid.write_text(glue_grid(choice["lr"], choice["epochs"], note, smoke=args.smoke))
-    run_stage("glue", grid, work, args.workers, args.deadline, env)
+    run_stage("glue", grid, work, args.workers, args.deadline, env, done["glue"])
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from dcs_lib import DCSError
 from dcs_lib.experiments import (
     append_record,
     load_results,
+    pending,
     read_grid,
     run_cost,
     run_id,
@@ -128,3 +129,12 @@ def test_results_from_several_files(tmp_path):
     append_record(first, fake_record(seed=1))
     append_record(second, fake_record(seed=2))
     assert [r["seed"] for r in load_results([first, second])] == [1, 2]
+
+
+def test_runs_in_other_results_files_count_as_done(tmp_path):
+    configs = [RunConfig(seed=seed) for seed in (1, 2, 3)]
+    earlier = tmp_path / "earlier.jsonl"
+    append_record(earlier, {**fake_record(seed=2), "run_id": run_id(configs[1])})
+    flags = [done for _, _, done in pending(configs, tmp_path / "new.jsonl", [earlier])]
+    assert flags == [False, True, False]
+    assert [done for _, _, done in pending(configs, tmp_path / "new.jsonl")] == [False, False, False]
