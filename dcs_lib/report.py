@@ -11,6 +11,32 @@ import numpy as np
 import pandas as pd
 
 METHOD_ORDER = ("vanilla", "kd", "reweight", "dcs")
+# The settings the ablations vary, one at a time, away from RunConfig's defaults.
+ABLATION_KEYS = ("lam", "alpha", "temperature", "teacher_epochs", "disagreement_source", "step", "accumulate")
+
+
+def changed_settings(record: dict) -> dict:
+    """The ablation settings of a run that differ from RunConfig's defaults."""
+    from .methods import RunConfig
+
+    defaults = RunConfig()
+    return {k: record["config"][k] for k in ABLATION_KEYS if record["config"].get(k) != getattr(defaults, k)}
+
+
+def ablation_frame(records: list[dict], key: str, method: str = "dcs") -> pd.DataFrame:
+    """Runs of ``method`` on full training sets where ``key`` alone may differ from its default.
+
+    One row per run (task, seed, ``key``, best, final in points): the runs of one
+    ablation, its default value included.
+    """
+    chosen = [
+        r
+        for r in records
+        if r["method"] == method
+        and r["config"].get("n_train") is None
+        and set(changed_settings(r)) <= {key}
+    ]
+    return runs_frame(chosen, by=(key,))
 
 
 def runs_frame(records: list[dict], by: tuple[str, ...] = ()) -> pd.DataFrame:

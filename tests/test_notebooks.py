@@ -20,7 +20,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-EXPECTED = ["00_setup", "01_kd_basics", "02_sample_reweighting", "03_dcs_end_to_end"]
+EXPECTED = [
+    "00_setup",
+    "01_kd_basics",
+    "02_sample_reweighting",
+    "03_dcs_end_to_end",
+    "04_glue_runs",
+    "05_ablations",
+]
 
 
 def read(name: str):
@@ -133,3 +140,26 @@ def test_inline_weight_update_matches_library():
                 rtol=1e-5,
                 atol=1e-5,
             )
+
+
+def test_glue_results_come_from_the_committed_grid_and_the_fixed_rule():
+    """Notebooks 04 and 05 read these files: check the protocol they claim."""
+    import tomllib
+
+    from dcs_lib.experiments import load_results, read_grid, run_id
+    from dcs_lib.report import choose_schedule
+
+    results = ROOT / "data" / "results"
+    tuning = load_results(results / "tuning" / "runs.jsonl")
+    assert len(tuning) == 12 and all(r["config"]["holdout"] == 500 for r in tuning)
+    choice = choose_schedule(tuning)
+    base = tomllib.loads((results / "glue" / "grid.toml").read_text())["base"]
+    assert (base["lr"], base["epochs"]) == (choice["lr"], choice["epochs"])
+
+    records = load_results(results / "glue" / "runs.jsonl")
+    ids = [r["run_id"] for r in records]
+    assert len(ids) == len(set(ids)), "a run is in the results file twice"
+    assert set(ids) <= {run_id(c) for c in read_grid(results / "glue" / "grid.toml")}
+    for r in records:
+        assert r["config"]["lr"] == base["lr"] and len(r["epochs"]) == base["epochs"]
+        assert r["config"]["holdout"] is None and r["config"]["n_dev"] is None  # scored on the full dev set
