@@ -32,9 +32,7 @@ def ablation_frame(records: list[dict], key: str, method: str = "dcs") -> pd.Dat
     chosen = [
         r
         for r in records
-        if r["method"] == method
-        and r["config"].get("n_train") is None
-        and set(changed_settings(r)) <= {key}
+        if r["method"] == method and r["config"].get("n_train") is None and set(changed_settings(r)) <= {key}
     ]
     return runs_frame(chosen, by=(key,))
 

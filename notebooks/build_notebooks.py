@@ -2485,8 +2485,9 @@ the CoLA reweighting runs are not finished, so those rows say nothing yet.
   effects.""",
 }
 
-SUMMARIES_45.update({
-    "ABLATION_DISCUSSION": """
+SUMMARIES_45.update(
+    {
+        "ABLATION_DISCUSSION": """
 Three seeds per point, and on RTE the seeds of one setting spread over 2 to 5 points, so only large
 effects can be read here. (A bootstrap interval over three pairs, as in the solutions, is too
 narrow to trust: it has only ten distinct resamples.) With that caveat:
@@ -2507,11 +2508,11 @@ narrow to trust: it has only ten distinct resamples.) With that caveat:
   finding (a 2-epoch teacher weaker than the 5-epoch student) and to the paper's claim of robustness
   to a partially trained teacher.
 """,
-    "SIZE_DISCUSSION": """
+        "SIZE_DISCUSSION": """
 Only the 2,000-example point has a run so far (one seed: vanilla 82.22, DCS 81.42), so this sweep
 cannot yet say where DCS helps. The cell above will fill in as the grid finishes.
 """,
-    "SPEED_DISCUSSION": """
+        "SPEED_DISCUSSION": """
 On this CPU, the library's loop with length-grouped batches trains 1.89 times as fast as the
 default `Trainer` and 1.12 times as fast as `Trainer` with length grouping: the time goes where the
 tokens go, and grouping cuts the padded tokens from about twice the real ones to 1.05 times
@@ -2533,7 +2534,7 @@ busy; `data/results/gpu/utilisation-h200.csv`); a 5-epoch run then took 21-39 s 
 vanilla, 23-39 s for DCS with its teacher), 31-53 s on MRPC and 69-115 s on CoLA, as the `wall_s` of
 the records says.
 """,
-    "SUMMARY_05": """- Of the ablations, $\\lambda$ is complete on both tasks: the default $\\lambda = 1$ is best on both,
+        "SUMMARY_05": """- Of the ablations, $\\lambda$ is complete on both tasks: the default $\\lambda = 1$ is best on both,
   $\\lambda = 0$ (KD after a plain epoch) is close behind, and strong reweighting hurts (RTE 52.23 at
   $\\lambda = 5$ against vanilla's 58.24). $\\alpha$ and $T$ (RTE) move the score by less than the
   spread between seeds. The teacher-quality, disagreement-source, step and accumulation ablations
@@ -2542,7 +2543,8 @@ the records says.
   DCS epoch with the train-logit source costs what a vanilla epoch costs; cached teacher logits make
   DCS 2.81x faster than per-step KD.
 - The CUDA path (fp32, bf16, fp16) was checked on an H200; GPU speed figures are still missing.""",
-})
+    }
+)
 
 SUMMARIES.update(SUMMARIES_45)
 
