@@ -12,8 +12,9 @@
    five seeds; then the ablations (RTE and MRPC, three seeds) and the SST-2 size sweep.
 
 Each stage is split into ``--workers`` shards (``python -m dcs_lib grid --shard``),
-one process each, which share one GPU well: a 22M-parameter model at batch 32 leaves
-most of the GPU idle. Shard results go to ``WORK/<stage>/shard-*.jsonl`` and are merged
+one process each. They share one GPU well: a single run of a 22M-parameter model at
+batch 32 keeps the GPU busy only a fraction of the time (on an H200, twelve processes
+kept it busy throughout). Shard results go to ``WORK/<stage>/shard-*.jsonl`` and are merged
 into ``WORK/<stage>.jsonl``. Everything resumes: run the same command again and
 finished runs are skipped; ``--continue-from data/results`` goes on from the committed
 results instead (the new runs land in WORK; append them to the committed files).
