@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import DCSError
-from .methods import RunConfig, prepare_data, run, run_id
+from .methods import TEACHER_FIELDS, RunConfig, prepare_data, run, run_id
 from .models import load_tokenizer
 
 # ---------------------------------------------------------------- the results file
@@ -155,11 +155,12 @@ TRAIN_SIZES = {
 
 
 def teacher_group(cfg: RunConfig) -> tuple:
-    """Runs with the same key can share a teacher (and its cached logits)."""
-    return (
-        cfg.task.lower(), cfg.model, cfg.seed, cfg.data_seed, cfg.n_train, cfg.holdout, cfg.max_length,
-        cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_ratio, cfg.grad_accum,
-    )  # fmt: skip
+    """Runs with the same key can share a teacher (and its cached logits).
+
+    The teacher's settings (:data:`~dcs_lib.methods.TEACHER_FIELDS`) except its epoch
+    count, so that a teacher-epochs ablation stays with the runs it is compared with.
+    """
+    return tuple(cfg.task.lower() if f == "task" else getattr(cfg, f) for f in TEACHER_FIELDS if f != "teacher_epochs")
 
 
 def run_cost(cfg: RunConfig) -> float:

@@ -217,27 +217,30 @@ class Weighted:
 _TEACHER_CACHE: dict[str, tuple[torch.Tensor, dict]] = {}
 
 
+# What a teacher's logits depend on: model, task, seed, epochs, data subset, optimisation.
+TEACHER_FIELDS = (
+    "model",
+    "task",
+    "seed",
+    "teacher_epochs",
+    "n_train",
+    "holdout",
+    "data_seed",
+    "max_length",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_ratio",
+    "grad_accum",
+    "max_grad_norm",
+    "group_by_length",
+    "amp",
+)
+
+
 def teacher_key(cfg: RunConfig, n_train_rows: int) -> str:
-    """What the cached teacher logits depend on, hashed: model, task, seed, epochs, data subset, optimisation."""
-    fields = (
-        "model",
-        "task",
-        "seed",
-        "teacher_epochs",
-        "n_train",
-        "holdout",
-        "data_seed",
-        "max_length",
-        "batch_size",
-        "lr",
-        "weight_decay",
-        "warmup_ratio",
-        "grad_accum",
-        "max_grad_norm",
-        "group_by_length",
-        "amp",
-    )
-    described = {name: getattr(cfg, name) for name in fields}
+    """The :data:`TEACHER_FIELDS` of ``cfg`` and the training-set size, hashed: the cache file's name."""
+    described = {name: getattr(cfg, name) for name in TEACHER_FIELDS}
     described["task"] = get_task(cfg.task).name
     described["rows"] = n_train_rows
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]

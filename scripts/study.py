@@ -185,11 +185,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
 
-    earlier = Path(args.continue_from) if args.continue_from else None
-    done = {"tuning": [], "glue": []}
-    if earlier is not None:
-        done = {stage: [f for f in [earlier / stage / "runs.jsonl"] if f.is_file()] for stage in done}
-        grid = work / "glue-grid.toml"
+    done: dict[str, list[Path]] = {"tuning": [], "glue": []}
+    grid = work / "glue-grid.toml"
+    if args.continue_from:
+        earlier = Path(args.continue_from)
+        for stage, files in done.items():
+            if (earlier / stage / "runs.jsonl").is_file():
+                files.append(earlier / stage / "runs.jsonl")
         if not grid.exists():
             grid.write_text((earlier / "glue" / "grid.toml").read_text())
 
@@ -207,7 +209,6 @@ def main() -> None:
         f"(mean {choice['score']:.2f}; dcs_lib.report.choose_schedule)"
     )
     print(note, flush=True)
-    grid = work / "glue-grid.toml"
     if not grid.exists():  # a resumed study keeps the protocol it chose the first time
         grid.write_text(glue_grid(choice["lr"], choice["epochs"], note, smoke=args.smoke))
     run_stage("glue", grid, work, args.workers, args.deadline, env, done["glue"])
