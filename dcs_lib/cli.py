@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from . import distributed
@@ -122,9 +123,25 @@ def cmd_grid(args) -> None:
         cache_dir=args.cache_dir,
         shard=args.shard,
         done_in=args.skip_runs_in,
+        only=dict(args.only),
     )
     where = f" (shard {args.shard[0] + 1}/{args.shard[1]})" if args.shard else ""
     print(f"grid done{where}: {ran} run(s) added, {len(configs)} in the grid; results in {args.results}")
+
+
+def _only(text: str) -> tuple[str, list]:
+    """'task=rte,mrpc' -> ('task', ['rte', 'mrpc']); values are read as TOML where they can be."""
+    key, sep, values = text.partition("=")
+    if not sep or not key or not values:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE[,VALUE...], like task=rte,mrpc, got {text!r}")
+
+    def value(item: str):
+        try:
+            return tomllib.loads(f"v = {item}")["v"]
+        except tomllib.TOMLDecodeError:
+            return item
+
+    return key.strip(), [value(item.strip()) for item in values.split(",")]
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -250,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="FILE",
         help="results files whose runs count as done too (e.g. the merged results of an earlier sharded grid)",
+    )
+    grid.add_argument(
+        "--only",
+        type=_only,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE...]",
+        help="run only the runs with these settings, e.g. --only task=sst2 --only method=dcs,vanilla",
     )
     common(grid)
     grid.set_defaults(func=cmd_grid)

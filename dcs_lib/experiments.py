@@ -170,6 +170,22 @@ def run_cost(cfg: RunConfig) -> float:
     return size * (cfg.epochs + (cfg.teacher_epochs if cfg.uses_teacher else 0))
 
 
+def select_runs(configs: list[RunConfig], only: dict[str, list]) -> list[RunConfig]:
+    """The runs whose setting ``key`` is one of ``only[key]`` for every key, in grid order.
+
+    Task names match in any case; numbers match by value (``1`` selects ``1.0``).
+    """
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    for key in only:
+        if key not in known:
+            raise DCSError(f"cannot select runs by {key!r}: not a run setting; known: {sorted(known)}")
+
+    def norm(value):
+        return value.lower() if isinstance(value, str) else value
+
+    return [cfg for cfg in configs if all(norm(getattr(cfg, k)) in [norm(v) for v in vs] for k, vs in only.items())]
+
+
 def select_shard(configs: list[RunConfig], index: int, count: int) -> list[RunConfig]:
     """The runs of shard ``index`` (0-based) of ``count``, in grid order.
 
@@ -201,15 +217,19 @@ def run_grid(
     cache_dir: str | Path | None = "runs/cache",
     shard: tuple[int, int] | None = None,
     done_in: list | tuple = (),
+    only: dict[str, list] | None = None,
     log=print,
 ) -> int:
     """Run every configuration not yet in ``results``; return how many ran.
 
     Data and tokenizer are loaded once per task and subset and shared by its runs.
-    With ``shard=(i, n)`` only shard ``i`` (0-based) of ``n`` runs (:func:`select_shard`).
+    With ``only={key: values}`` only the matching runs are considered (:func:`select_runs`);
+    with ``shard=(i, n)`` only shard ``i`` (0-based) of ``n`` of them (:func:`select_shard`).
     Runs already in any results file of ``done_in`` are skipped as well.
     """
     check_writable(results)
+    if only:
+        configs = select_runs(configs, only)
     if shard is not None:
         configs = select_shard(configs, *shard)
     prepared: dict[tuple, tuple] = {}

@@ -135,3 +135,11 @@ def test_empty_subset(glue):
 
 def test_report_of_a_missing_file(tmp_path):
     assert "does not exist" in bad("report", tmp_path / "none.jsonl")
+
+
+def test_grid_only_names_a_run_setting(tmp_path):
+    grid = ROOT / "data" / "results" / "glue" / "grid.toml"
+    message = bad("grid", grid, "--results", tmp_path / "r.jsonl", "--only", "colour=red")
+    assert "cannot select runs by 'colour': not a run setting" in message
+    done = dcs("grid", grid, "--results", tmp_path / "r.jsonl", "--only", "task")
+    assert done.returncode == 2 and "expected KEY=VALUE[,VALUE...]" in done.stderr

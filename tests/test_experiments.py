@@ -10,6 +10,7 @@ from dcs_lib.experiments import (
     read_grid,
     run_cost,
     run_id,
+    select_runs,
     select_shard,
     teacher_group,
 )
@@ -96,6 +97,18 @@ def test_shards_cover_the_grid_once_keep_teachers_together_and_balance():
     assert select_shard(configs, 0, 1) == configs
     with pytest.raises(DCSError, match="between 1 and 4"):
         select_shard(configs, 4, 4)
+
+
+def test_select_runs_keeps_grid_order_and_matches_case_and_numbers():
+    configs = [
+        RunConfig(task=t, method=m, lam=lam) for t in ("rte", "mrpc") for m in ("vanilla", "dcs") for lam in (1.0, 2.0)
+    ]
+    picked = select_runs(configs, {"task": ["RTE"], "lam": [1]})
+    assert picked == [c for c in configs if c.task == "rte" and c.lam == 1.0] and len(picked) == 2
+    assert select_runs(configs, {"method": ["dcs", "vanilla"]}) == configs
+    assert select_runs(configs, {}) == configs
+    with pytest.raises(DCSError, match="cannot select runs by 'colour'"):
+        select_runs(configs, {"colour": ["red"]})
 
 
 def test_choose_schedule_follows_the_fixed_rule():
