@@ -38,7 +38,7 @@ def ablation_frame(records: list[dict], key: str, method: str = "dcs") -> pd.Dat
 
 
 def runs_frame(records: list[dict], by: tuple[str, ...] = ()) -> pd.DataFrame:
-    """One row per run: task, method, seed, metric, best and final score (points), plus config keys ``by``."""
+    """One row per run: task, method, seed, metric, best and final score (points), device, plus config keys ``by``."""
     rows = []
     for r in records:
         metric = r.get("metric") or next(iter(r["final"].keys() - {"epoch"}))
@@ -53,6 +53,7 @@ def runs_frame(records: list[dict], by: tuple[str, ...] = ()) -> pd.DataFrame:
                 "final": 100 * r["final"][metric],
                 "best_epoch": r["best"]["epoch"],
                 "wall_s": r.get("wall_s"),
+                "device": r.get("device"),
             }
         )
     frame = pd.DataFrame(rows)

@@ -1782,8 +1782,10 @@ del my_model
 
 RESULTS_NOTE = """
 The GLUE runs themselves are not repeated here: they took GPU time, so the notebook loads their
-raw records from `data/results/glue/runs.jsonl`, which `scripts/study.py` produced on one NVIDIA H200
-(bf16 autocast, twelve runs sharing the GPU at a time) from the grid file committed next to them.
+raw records from `data/results/glue/runs.jsonl`, produced from the grid file committed next to them:
+most by `scripts/study.py` on one NVIDIA H200 (bf16 autocast, twelve runs sharing the GPU at a
+time), the rest by `python -m dcs_lib grid` on a 2-core CPU (float32). Every record names its
+device, and the tables below count runs per device.
 The only training in this notebook is a two-run grid on a few examples that shows the mechanics.
 """
 
@@ -1901,7 +1903,7 @@ from dcs_lib.report import changed_settings, paired_difference, runs_frame, summ
 protocol = [r for r in glue_records
             if not changed_settings(r) and r["config"]["n_train"] in (None, 2000) and r["seed"] in range(1, 6)]
 frame = runs_frame(protocol)
-counts = frame.pivot_table(index="task", columns="method", values="seed", aggfunc="count", fill_value=0)
+counts = frame.pivot_table(index=["task", "device"], columns="method", values="seed", aggfunc="count", fill_value=0)
 display(counts.reindex(columns=["vanilla", "kd", "reweight", "dcs"], fill_value=0))
 """),
         code("""
@@ -2192,10 +2194,12 @@ for key in ABLATION_KEYS:
     frame = ablation(key)
     if frame.empty:
         continue
-    stats = frame.groupby(["task", key]).agg(seeds=("seed", "size"), best=("best", "mean"), final=("final", "mean"))
+    stats = frame.groupby(["task", key]).agg(seeds=("seed", "size"), best=("best", "mean"), final=("final", "mean"),
+                                             device=("device", lambda d: ", ".join(sorted(set(d)))))
     stats = stats.round(2).reset_index().rename(columns={key: "value"})
     rows.append(stats.assign(setting=key, value=stats.value.astype(str)))
-display(pd.concat(rows)[["setting", "task", "value", "seeds", "best", "final"]].set_index(["setting", "task", "value"]))
+columns = ["setting", "task", "value", "seeds", "best", "final", "device"]
+display(pd.concat(rows)[columns].set_index(["setting", "task", "value"]))
 """),
         md("""
 ABLATION_DISCUSSION
@@ -2212,6 +2216,7 @@ sizes = runs_frame([r for r in glue_records if r["task"] == "sst2" and not chang
                     and r["method"] in ("vanilla", "dcs") and r["seed"] in ABLATION_SEEDS], by=("n_train",))
 planned_sizes = sorted({c.n_train for c in grid_configs if c.task == "sst2" and c.n_train})
 table = sizes.pivot_table(index="n_train", columns="method", values="final", aggfunc=["mean", "count"])
+table["device"] = sizes.groupby("n_train").device.agg(lambda d: ", ".join(sorted(set(d))))
 display(table.reindex(planned_sizes).round(2))
 fig, ax = plt.subplots(figsize=(4.5, 3))
 for method in ("vanilla", "dcs"):
