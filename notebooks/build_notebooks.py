@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 # Measured wall time of `--execute` (full mode, TQDM_DISABLE=1), minutes, on a 2-core CPU
 # shared with another job. None: not measured yet.
-FULL_RUN_MIN = {"00": 0.4, "01": 24.9, "02": 16.7, "03": 27.4, "04": 1.1, "05": 1.1}
+FULL_RUN_MIN = {"00": 0.4, "01": 24.9, "02": 16.7, "03": 27.4, "04": 0.9, "05": 0.9}
 GPU_NOTE = "a few minutes on a single GPU (not measured here)"
 
 NAMES = {
@@ -2070,7 +2070,10 @@ SUMMARY_04
    how often the bootstrap interval excludes 0, for 5, 10 and 20 seeds.
 3. Finish the grid: with a GPU, `python scripts/study.py --work runs/study --continue-from
    data/results` runs only what is missing; append `runs/study/glue.jsonl` to the committed file and
-   rerun this notebook.
+   rerun this notebook. Without one, run a part at a time:
+   `python -m dcs_lib grid data/results/glue/grid.toml --results runs/more.jsonl
+   --skip-runs-in data/results/glue/runs.jsonl --only task=cola --only method=reweight` (from the
+   project folder).
 
 ## Solutions
 """),
@@ -2339,7 +2342,7 @@ for key, default in defaults.items():
             print(key, value, diff[["task", "pairs", "mean_diff", "ci_low", "ci_high"]].to_dict("records"))
 """),
         code("""
-# 2. With teacher_epochs=0 the teacher's logits come from a random head on frozen features: small and
+# 2. With teacher_epochs=0 the teacher's logits come from a random head on the pretrained features: small and
 # nearly uniform after softmax at T=2, so the KL term is close to label smoothing towards 1/2, and
 # "disagreement" is decided by a near coin flip of the random head. Compare with the runs, where present:
 frame = ablation("teacher_epochs")
@@ -2530,10 +2533,21 @@ narrow to trust: it has only ten distinct resamples.) With that caveat:
   soft labels and keeps only the disagreement weights, does as well as the default. On MRPC,
   $\\alpha = 0.3$ (more teacher) costs 1.4 points; its other values are not run yet.
 - **$T$.** On RTE, $T = 1$, 2 and 4 give 57.16, 58.00 and 57.40: no visible effect. MRPC is not run yet.
-- **Teacher quality, disagreement source, step rule, accumulation.** Not run yet: only the default's
-  own runs are in the results file. The teacher ablation is the one that speaks to notebook 04's
-  finding (a 2-epoch teacher weaker than the 5-epoch student) and to the paper's claim of robustness
-  to a partially trained teacher.
+- **Teacher quality (RTE only so far, one to three seeds).** The better the teacher, the better DCS:
+  last-epoch means of 53.61 with an untrained teacher (two seeds), 56.68 after one epoch (two
+  seeds), 58.00 after two (the default, three seeds) and 60.65 after three (seed 1 only). On seed 1
+  the order holds run by run (55.60, 57.40, 59.21, 60.65), still under that seed's vanilla run
+  (61.37); on seed 2 the untrained teacher is again the worst (51.62) and one and two epochs tie
+  (55.96, 55.60). The one-epoch teacher is itself at chance on dev (52.35 and 48.74). So the
+  paper's robustness to a partially trained teacher holds here at best in part: an untrained
+  teacher costs DCS about four points against the default on both seeds (3.61 and 3.98); a teacher
+  at chance after one epoch costs 1.81 on seed 1 and nothing on seed 2. The runs with 0, 1 and 3
+  teacher epochs ran on the CPU in float32, the default's on the GPU in bf16; notebook 04's repeat
+  of two runs on both devices differs by under half a point at the last epoch and by up to 2.6 at
+  single epochs: enough to blur the one-epoch comparison, not the four points of the untrained
+  teacher. MRPC's teacher runs are not in yet.
+- **Disagreement source, step rule, accumulation.** Not run yet: only the default's own runs are in
+  the results file.
 """,
         "SIZE_DISCUSSION": """
 **DCS does not help more on less data here; it hurts more.** At the last epoch, mean of three
@@ -2574,8 +2588,9 @@ the records says.
         "SUMMARY_05": """- Of the ablations, $\\lambda$ is complete on both tasks: the default $\\lambda = 1$ is best on both,
   $\\lambda = 0$ (KD after a plain epoch) is close behind, and strong reweighting hurts (RTE 52.23 at
   $\\lambda = 5$ against vanilla's 58.24). $\\alpha$ and $T$ (RTE) move the score by less than the
-  spread between seeds. The teacher-quality, disagreement-source, step and accumulation ablations
-  are not run yet.
+  spread between seeds. With the teacher trained for 0, 1, 2 and 3 epochs, DCS on RTE scores 53.61,
+  56.68, 58.00 and 60.65 (one to three seeds): the better the teacher, the better DCS, and an
+  untrained teacher costs about four points. The disagreement-source, step and accumulation ablations are not run yet.
 - SST-2 size sweep: DCS - vanilla goes from -2.22 points at 500 examples to +0.54 at 4,000, rising
   with the teacher's accuracy (50.92, a majority-class predictor, at 500; 83.18 at 4,000): DCS helps
   only where its 2-epoch teacher is nearly as good as the student.
