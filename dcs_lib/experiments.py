@@ -183,7 +183,8 @@ def select_runs(configs: list[RunConfig], only: dict[str, list]) -> list[RunConf
     def norm(value):
         return value.lower() if isinstance(value, str) else value
 
-    return [cfg for cfg in configs if all(norm(getattr(cfg, k)) in [norm(v) for v in vs] for k, vs in only.items())]
+    wanted = {key: [norm(v) for v in values] for key, values in only.items()}
+    return [cfg for cfg in configs if all(norm(getattr(cfg, k)) in vs for k, vs in wanted.items())]
 
 
 def select_shard(configs: list[RunConfig], index: int, count: int) -> list[RunConfig]:

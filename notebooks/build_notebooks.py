@@ -2219,14 +2219,14 @@ over seeds 1-3, and the dev accuracy of the teacher DCS learnt from, trained for
 same subset.
 """),
         code("""
-sizes = runs_frame([r for r in glue_records if r["task"] == "sst2" and not changed_settings(r)
-                    and r["method"] in ("vanilla", "dcs") and r["seed"] in ABLATION_SEEDS], by=("n_train",))
+sweep = [r for r in glue_records if r["task"] == "sst2" and not changed_settings(r)
+         and r["method"] in ("vanilla", "dcs") and r["seed"] in ABLATION_SEEDS]
+sizes = runs_frame(sweep, by=("n_train",))
 planned_sizes = sorted({c.n_train for c in grid_configs if c.task == "sst2" and c.n_train})
 means = sizes.pivot_table(index="n_train", columns="method", values="final", aggfunc="mean")
 # the teacher each DCS run distilled from (2 epochs on the same subset), scored on the dev set
 teachers = pd.DataFrame([{"n_train": r["config"]["n_train"], "teacher": 100 * r["teacher"]["final"]["accuracy"]}
-                         for r in glue_records if r["task"] == "sst2" and r["method"] == "dcs"
-                         and not changed_settings(r) and r["seed"] in ABLATION_SEEDS])
+                         for r in sweep if r["method"] == "dcs"])
 table = pd.DataFrame({
     "vanilla": means["vanilla"],
     "dcs": means["dcs"],
