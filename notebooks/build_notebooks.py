@@ -2533,21 +2533,35 @@ narrow to trust: it has only ten distinct resamples.) With that caveat:
   soft labels and keeps only the disagreement weights, does as well as the default. On MRPC,
   $\\alpha = 0.3$ (more teacher) costs 1.4 points; its other values are not run yet.
 - **$T$.** On RTE, $T = 1$, 2 and 4 give 57.16, 58.00 and 57.40: no visible effect. MRPC is not run yet.
-- **Teacher quality (RTE only so far, one to three seeds).** The better the teacher, the better DCS:
-  last-epoch means of 53.61 with an untrained teacher (two seeds), 56.68 after one epoch (two
-  seeds), 58.00 after two (the default, three seeds) and 60.65 after three (seed 1 only). On seed 1
-  the order holds run by run (55.60, 57.40, 59.21, 60.65), still under that seed's vanilla run
-  (61.37); on seed 2 the untrained teacher is again the worst (51.62) and one and two epochs tie
-  (55.96, 55.60). The one-epoch teacher is itself at chance on dev (52.35 and 48.74). So the
-  paper's robustness to a partially trained teacher holds here at best in part: an untrained
-  teacher costs DCS about four points against the default on both seeds (3.61 and 3.98); a teacher
-  at chance after one epoch costs 1.81 on seed 1 and nothing on seed 2. The runs with 0, 1 and 3
-  teacher epochs ran on the CPU in float32, the default's on the GPU in bf16; notebook 04's repeat
-  of two runs on both devices differs by under half a point at the last epoch and by up to 2.6 at
-  single epochs: enough to blur the one-epoch comparison, not the four points of the untrained
-  teacher. MRPC's teacher runs are not in yet.
-- **Disagreement source, step rule, accumulation.** Not run yet: only the default's own runs are in
-  the results file.
+- **Teacher quality (RTE, three seeds; MRPC not run yet).** Last-epoch means of 53.55 with an
+  untrained teacher, 57.16 after one teacher epoch, 58.00 after two (the default) and 58.12 after
+  three. DCS gains from an untrained to a one-epoch teacher, a little more at two, and nothing at
+  three: seed 1 keeps rising (55.60, 57.40, 59.21, 60.65), seeds 2 and 3 level off after one epoch
+  (51.62, 55.96, 55.60, 55.60 and 53.43, 58.12, 59.21, 58.12). The teachers stay weak on dev: after
+  one epoch 52.35, 48.74 and 53.43 (chance is about 50), after three 57.40, 57.04 and 53.43, while
+  their training accuracy climbs to about 75%; more teacher epochs fit the training set rather than
+  make a better teacher. So the paper's robustness to a partially trained teacher holds here in
+  part: a one-epoch teacher at chance costs DCS under a point against the default (0.84), an
+  untrained one 4.45 points, and a third teacher epoch buys nothing.
+- **Disagreement source, step rule, accumulation (RTE, two or three seeds; MRPC not run yet).**
+  Taking the disagreement from the epoch's own training logits (`"train"`, no extra pass) gives
+  57.28 (59.57, 58.12, 54.15) against the default's 58.00: within the seed spread, so the cheaper
+  source costs nothing measurable. The two readings that keep the weights flatter do as well as the
+  default or better, on average: the AdaBoost step 58.72 (62.45, 56.68, 57.04; seed by seed +3.24, +1.08 and -2.17
+  against the default), and weights recomputed each epoch instead of accumulated 59.39 on seeds 1
+  and 3 (62.09, 56.68), where the default has 59.21. Against vanilla on the same seeds they are
+  +0.48 and +0.55, the only DCS settings ahead of vanilla on RTE, by far less than the seed spread.
+  By the last update their mean ESS is 0.52-0.82 and their largest weight 1.8-4.8, against 0.19-0.35
+  and 5.1-8.6 for the default (0.31-0.33 and the clip limit of 10 with the train source). Like
+  $\lambda$, they hint that the less DCS concentrates its weight, the better it does here; two or
+  three seeds cannot show it.
+
+The runs with 0, 1 and 3 teacher epochs and the last three ablations ran on the CPU in float32, the
+default's on the GPU in bf16. The same 2-epoch teacher is not the same model on the two devices
+(dev 57.04, 56.32, 57.04 on the CPU against 55.96, 57.04, 57.40 on the GPU for seeds 1-3), and
+notebook 04's repeat of two runs on both devices differs by under half a point at the last epoch
+and by up to 2.6 at single epochs: enough to blur differences of a point, not the four points of the
+untrained teacher.
 """,
         "SIZE_DISCUSSION": """
 **DCS does not help more on less data here; it hurts more.** At the last epoch, mean of three
@@ -2588,9 +2602,12 @@ the records says.
         "SUMMARY_05": """- Of the ablations, $\\lambda$ is complete on both tasks: the default $\\lambda = 1$ is best on both,
   $\\lambda = 0$ (KD after a plain epoch) is close behind, and strong reweighting hurts (RTE 52.23 at
   $\\lambda = 5$ against vanilla's 58.24). $\\alpha$ and $T$ (RTE) move the score by less than the
-  spread between seeds. With the teacher trained for 0, 1, 2 and 3 epochs, DCS on RTE scores 53.61,
-  56.68, 58.00 and 60.65 (one to three seeds): the better the teacher, the better DCS, and an
-  untrained teacher costs about four points. The disagreement-source, step and accumulation ablations are not run yet.
+  spread between seeds. With the teacher trained for 0, 1, 2 and 3 epochs, DCS on RTE scores 53.55,
+  57.16, 58.00 and 58.12 (three seeds): an untrained teacher costs 4.45 points, a third teacher epoch
+  buys nothing. On RTE the AdaBoost step and weights recomputed each epoch instead of accumulated
+  keep the weights flatter and are the only DCS settings ahead of vanilla on matched seeds (+0.48,
+  three seeds; +0.55, two), far inside the seed spread; the train-logit disagreement source (57.28
+  against 58.00) costs nothing measurable.
 - SST-2 size sweep: DCS - vanilla goes from -2.22 points at 500 examples to +0.54 at 4,000, rising
   with the teacher's accuracy (50.92, a majority-class predictor, at 500; 83.18 at 4,000): DCS helps
   only where its 2-epoch teacher is nearly as good as the student.
