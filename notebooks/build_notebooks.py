@@ -2547,8 +2547,8 @@ narrow to trust: it has only ten distinct resamples.) With that caveat:
   Taking the disagreement from the epoch's own training logits (`"train"`, no extra pass) gives
   57.28 (59.57, 58.12, 54.15) against the default's 58.00: within the seed spread, so the cheaper
   source costs nothing measurable. The two readings that keep the weights flatter do as well as the
-  default or better, on average: the AdaBoost step 58.72 (62.45, 56.68, 57.04; seed by seed +3.24, +1.08 and -2.17
-  against the default), and weights recomputed each epoch instead of accumulated 58.60 (62.09,
+  default or better, on average: the AdaBoost step 58.72 (62.45, 56.68, 57.04; seed by seed +3.24,
+  +1.08 and -2.17 against the default), and weights recomputed each epoch instead of accumulated 58.60 (62.09,
   57.04, 56.68; +2.88, +1.44 and -2.53). Against vanilla's 58.24 they are +0.48 and +0.36, the only
   DCS settings ahead of vanilla on RTE, by far less than the seed spread. By the last update their
   mean ESS is 0.52-0.82 and their largest weight 1.8-4.8, against 0.19-0.35 and 5.1-8.6 for the
