@@ -2547,23 +2547,23 @@ narrow to trust: it has only ten distinct resamples.) With that caveat:
   make a better teacher. So the paper's robustness to a partially trained teacher holds here in
   part: a one-epoch teacher at chance costs DCS under a point against the default (0.84), an
   untrained one 4.45 points, and a third teacher epoch buys nothing.
-- **Disagreement source, step rule, accumulation (RTE and MRPC, three seeds each).** On RTE,
-  taking the disagreement from the epoch's own training logits (`"train"`, no extra pass) gives
-  57.28 (59.57, 58.12, 54.15) against the default's 58.00: within the seed spread, so the cheaper
-  source costs nothing measurable. The two readings that keep the weights flatter do as well as the
-  default or better, on average: the AdaBoost step 58.72 (62.45, 56.68, 57.04; seed by seed +3.24,
-  +1.08 and -2.17 against the default), and weights recomputed each epoch instead of accumulated
-  58.60 (62.09, 57.04, 56.68; +2.88, +1.44 and -2.53). Against vanilla's 58.24 they are +0.48 and +0.36, the only
+- **Disagreement source, step rule, accumulation (RTE and MRPC, three seeds each).** On RTE, taking
+  the disagreement from the epoch's own training logits (`"train"`, no extra pass) gives 57.28
+  (59.57, 58.12, 54.15) against the default's 58.00: within the seed spread, so the cheaper source
+  costs nothing measurable. The two readings that keep the weights flatter do as well as the default
+  or better, on average: the AdaBoost step 58.72 (62.45, 56.68, 57.04; seed by seed +3.24, +1.08 and
+  -2.17 against the default), and weights recomputed each epoch instead of accumulated 58.60 (62.09,
+  57.04, 56.68; +2.88, +1.44 and -2.53). Against vanilla's 58.24 they are +0.48 and +0.36, the only
   DCS settings ahead of vanilla on RTE, by far less than the seed spread. By the last update their
   mean ESS is 0.52-0.82 and their largest weight 1.8-4.8, against 0.19-0.35 and 5.1-8.6 for the
   default (0.31-0.33 and the clip limit of 10 with the train source). Like $\\lambda$, they hint
   that the less DCS concentrates its weight, the better it does here; three seeds cannot show it.
-  MRPC does not repeat the hint. There all three variants land a point under the default's 86.69
-  and level with vanilla's 85.79: the train source 85.50 (84.39, 86.04, 86.08), the AdaBoost step
-  85.52 (84.53, 86.79, 85.25) and weights recomputed each epoch 85.51 (85.04, 85.30, 86.18),
-  although the last keeps the weights as flat as on RTE (final ESS 0.81-0.85). Most of the gap is seed 1,
-  whose default run (87.84) is the best DCS run on MRPC; on seeds 2 and 3 the variants are within
-  about a point of it, above and below.
+  MRPC does not repeat the hint. There all three variants land a point under the default's 86.69 and
+  level with vanilla's 85.79: the train source 85.50 (84.39, 86.04, 86.08), the AdaBoost step 85.52
+  (84.53, 86.79, 85.25) and weights recomputed each epoch 85.51 (85.04, 85.30, 86.18), although the
+  last keeps the weights as flat as on RTE (final ESS 0.81-0.85). Most of the gap is seed 1, whose
+  default run (87.84) is the best DCS run on MRPC; on seeds 2 and 3 the variants are within about a
+  point of it, above and below.
 
 The runs with 0, 1 and 3 teacher epochs and the last three ablations ran on the CPU in float32 (on
 MRPC, also $T = 1$ and 4 and $\\alpha = 0.7$), the default's on the GPU in bf16. The same 2-epoch
@@ -2618,10 +2618,10 @@ the records says.
   57.16, 58.00 and 58.12 (three seeds): an untrained teacher costs 4.45 points, a third teacher epoch
   buys nothing. On RTE the AdaBoost step and weights recomputed each epoch instead of accumulated
   keep the weights flatter and are the only DCS settings ahead of vanilla on the same seeds (+0.48
-  and +0.36), far inside the seed spread; the train-logit disagreement source (57.28
-  against 58.00) costs nothing measurable. On MRPC all three variants land a point under the
-  default (85.50-85.52 against 86.69) and level with vanilla (85.79); they ran on the CPU, whose
-  2-epoch teachers score a point lower than the GPU's, so that gap is not a finding either.
+  and +0.36), far inside the seed spread; the train-logit disagreement source (57.28 against 58.00)
+  costs nothing measurable. On MRPC all three variants land a point under the default (85.50-85.52
+  against 86.69) and level with vanilla (85.79); they ran on the CPU, whose 2-epoch teachers score a
+  point lower than the GPU's, so that gap is not a finding either.
 - SST-2 size sweep: DCS - vanilla goes from -2.22 points at 500 examples to +0.54 at 4,000, rising
   with the teacher's accuracy (50.92, a majority-class predictor, at 500; 83.18 at 4,000): DCS helps
   only where its 2-epoch teacher is nearly as good as the student.
