@@ -124,6 +124,7 @@ def cmd_grid(args) -> None:
         shard=args.shard,
         done_in=args.skip_runs_in,
         only=dict(args.only),
+        checkpoint_dir=args.checkpoint_dir,
     )
     where = f" (shard {args.shard[0] + 1}/{args.shard[1]})" if args.shard else ""
     print(f"grid done{where}: {ran} run(s) added, {len(configs)} in the grid; results in {args.results}")
@@ -276,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE[,VALUE...]",
         help="run only the runs with these settings, e.g. --only task=sst2 --only method=dcs,vanilla",
     )
+    grid.add_argument(
+        "--checkpoint-dir",
+        help="save each run after every epoch in a folder of this one, so an interrupted run resumes "
+        "after its last finished epoch (the folder is removed when the run is recorded)",
+    )
     common(grid)
     grid.set_defaults(func=cmd_grid)
 
@@ -297,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
+        print(
+            "\ninterrupted: finished runs (with --checkpoint-dir, finished epochs too) are saved; "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     return 0

@@ -31,12 +31,14 @@ import dataclasses
 import itertools
 import json
 import os
+import shutil
 import tempfile
 import tomllib
 import warnings
 from pathlib import Path
 from typing import Iterator
 
+from .checkpoint import Checkpointer
 from .errors import DCSError
 from .methods import TEACHER_FIELDS, RunConfig, prepare_data, run, run_id
 from .models import load_tokenizer
@@ -219,6 +221,7 @@ def run_grid(
     shard: tuple[int, int] | None = None,
     done_in: list | tuple = (),
     only: dict[str, list] | None = None,
+    checkpoint_dir: str | Path | None = None,
     log=print,
 ) -> int:
     """Run every configuration not yet in ``results``; return how many ran.
@@ -227,6 +230,11 @@ def run_grid(
     With ``only={key: values}`` only the matching runs are considered (:func:`select_runs`);
     with ``shard=(i, n)`` only shard ``i`` (0-based) of ``n`` of them (:func:`select_shard`).
     Runs already in any results file of ``done_in`` are skipped as well.
+
+    With ``checkpoint_dir`` each run is saved after every epoch in
+    ``checkpoint_dir/<run_id>``, so a run interrupted midway resumes after its last
+    finished epoch rather than from the start; the folder is removed once the run's
+    record is in ``results``.
     """
     check_writable(results)
     if only:
@@ -256,10 +264,24 @@ def run_grid(
             tokenizer = load_tokenizer(cfg.model)
             prepared[data_key] = (prepare_data(cfg, cfg.validate(), tokenizer), tokenizer)
         data, tokenizer = prepared[data_key]
-        log(f"{label}: running")
-        record = run(cfg, progress=progress, cache_dir=cache_dir, data=data, tokenizer=tokenizer)
+        folder = latest = None
+        if checkpoint_dir is not None:
+            folder = Path(checkpoint_dir) / run_id(cfg)
+            latest = Checkpointer(folder, {}).latest()
+        log(f"{label}: " + (f"resuming from {latest}" if latest else "running"))
+        record = run(
+            cfg,
+            progress=progress,
+            cache_dir=cache_dir,
+            data=data,
+            tokenizer=tokenizer,
+            checkpoint_dir=folder,
+            resume=latest is not None,
+        )
         record["run_id"] = run_id(cfg)
         append_record(results, record)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         ran += 1
         log(
             f"{label}: {record['metric']} best {record['best'][record['metric']]:.4f}, "

@@ -394,7 +394,9 @@ def run(
     ``data`` and ``tokenizer`` may be passed in to reuse them across runs of the
     same task and model (a grid does). With ``checkpoint_dir`` the student is saved
     after every epoch; with ``resume`` too, the run continues from the newest
-    checkpoint there (the teacher comes back from the logits cache).
+    checkpoint there (the teacher comes back from the logits cache), and the record
+    says after which epoch in ``resumed_after_epoch``: its ``wall_s`` counts this
+    process only, while every epoch's ``time_s`` is kept.
     """
     task = cfg.validate()
     checkpoint = None
@@ -407,6 +409,7 @@ def run(
                 f"{checkpoint_dir} already holds a checkpoint ({checkpoint.latest().name}); "
                 "add --resume to continue that run, or choose another --checkpoint-dir"
             )
+    latest = checkpoint.latest() if checkpoint is not None and resume else None
     world = distributed.setup()
     start = time.perf_counter()
     tokenizer = tokenizer or load_tokenizer(cfg.model)
@@ -451,6 +454,8 @@ def run(
         "world_size": world.size,
         "versions": versions(),
     }
+    if latest is not None:
+        record["resumed_after_epoch"] = int(latest.name.removeprefix("epoch-"))
     return record
 
 

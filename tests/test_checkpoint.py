@@ -137,3 +137,40 @@ def test_a_new_run_never_overwrites_an_existing_checkpoint(checkpointed):
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 2 and "already holds a checkpoint (epoch-001); add --resume" in done.stderr
     assert (folder / "model.safetensors").read_bytes() == before
+
+
+def test_a_grid_run_killed_midway_resumes_after_its_last_epoch(tiny_model, glue, tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        f'[base]\nmodel = "{tiny_model}"\nn_train = 480\nn_dev = 32\nepochs = 4\nteacher_epochs = 1\n'
+        f'batch_size = 8\nlr = 1e-3\n\n[[grid]]\nmethod = ["dcs"]\nseed = [7]\n'
+    )
+
+    def command(name):
+        return [sys.executable, "-m", "dcs_lib", "grid", str(grid), "--results", str(tmp_path / f"{name}.jsonl")] + [
+            *("--data-dir", str(glue), "--cache-dir", str(tmp_path / "cache")),
+            *("--checkpoint-dir", str(tmp_path / name), "--no-progress"),
+        ]
+
+    whole = subprocess.run(command("whole"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    assert not list((tmp_path / "whole").iterdir())  # a recorded run leaves no checkpoint behind
+
+    process = subprocess.Popen(command("killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "killed").glob("*/epoch-002")):
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    assert not (tmp_path / "killed.jsonl").exists()
+
+    resumed = subprocess.run(command("killed"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout and "epoch-002" in resumed.stdout
+    a = json.loads((tmp_path / "whole.jsonl").read_text())
+    b = json.loads((tmp_path / "killed.jsonl").read_text())
+    assert "resumed_after_epoch" not in a and b["resumed_after_epoch"] == 2
+    assert a["run_id"] == b["run_id"]
+    assert [e["dev"] for e in a["epochs"]] == [e["dev"] for e in b["epochs"]]
+    assert [e["weights"] for e in a["epochs"][1:]] == [e["weights"] for e in b["epochs"][1:]]
+    assert not list((tmp_path / "killed").iterdir())
