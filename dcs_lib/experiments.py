@@ -264,9 +264,10 @@ def run_grid(
             tokenizer = load_tokenizer(cfg.model)
             prepared[data_key] = (prepare_data(cfg, cfg.validate(), tokenizer), tokenizer)
         data, tokenizer = prepared[data_key]
+        rid = run_id(cfg)
         folder = latest = None
         if checkpoint_dir is not None:
-            folder = Path(checkpoint_dir) / run_id(cfg)
+            folder = Path(checkpoint_dir) / rid
             latest = Checkpointer(folder, {}).latest()
         log(f"{label}: " + (f"resuming from {latest}" if latest else "running"))
         record = run(
@@ -278,7 +279,7 @@ def run_grid(
             checkpoint_dir=folder,
             resume=latest is not None,
         )
-        record["run_id"] = run_id(cfg)
+        record["run_id"] = rid
         append_record(results, record)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)

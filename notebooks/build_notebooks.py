@@ -2531,7 +2531,7 @@ narrow to trust: it has only ten distinct resamples.) With that caveat:
 - **$\\alpha$ (weight of the labels against the teacher).** On RTE every value lands within a point
   of the default (57.16 to 58.00), inside the seed spread; $\\alpha = 1$, which drops the teacher's
   soft labels and keeps only the disagreement weights, does as well as the default. On MRPC every
-  other value lands 1.4 points under it: 85.25 at $\\alpha = 0.3$, 85.18 at 0.7 and 85.31 at 1 (the
+  other value lands 1.4-1.5 points under it: 85.25 at $\\alpha = 0.3$, 85.18 at 0.7 and 85.31 at 1 (the
   last two on the CPU), against 86.69; vanilla has 85.79 on these seeds.
 - **$T$.** On RTE, $T = 1$, 2 and 4 give 57.16, 58.00 and 57.40: no visible effect. On MRPC (on the
   CPU) $T = 1$ and 4 give 85.43 and 85.25, against the default's 86.69.

@@ -147,7 +147,8 @@ def test_a_grid_run_killed_midway_resumes_after_its_last_epoch(tiny_model, glue,
     )
 
     def command(name):
-        return [sys.executable, "-m", "dcs_lib", "grid", str(grid), "--results", str(tmp_path / f"{name}.jsonl")] + [
+        return [
+            *(sys.executable, "-m", "dcs_lib", "grid", str(grid), "--results", str(tmp_path / f"{name}.jsonl")),
             *("--data-dir", str(glue), "--cache-dir", str(tmp_path / "cache")),
             *("--checkpoint-dir", str(tmp_path / name), "--no-progress"),
         ]
