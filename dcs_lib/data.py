@@ -29,6 +29,38 @@ GLUE_DIR_ENV = "DCS_GLUE_DIR"
 HUB_DATASET = "nyu-mll/glue"
 
 
+def project_root() -> Path | None:
+    """The folder holding this project's ``pyproject.toml`` when ``dcs_lib`` runs from a checkout, else None."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def resolve_data_dir(data_dir: str | Path) -> Path:
+    """Where a ``--data-dir`` or ``$DCS_GLUE_DIR`` points, from wherever the code runs.
+
+    An absolute path is taken as it is. A relative one is taken from the current folder
+    if it exists there, else from the project root, so that ``DCS_GLUE_DIR=../glue`` means
+    the same folder for the command line and ``make`` at the project root and for a
+    notebook kernel, which runs in ``notebooks/``. When it exists in neither, the path
+    from the current folder is returned and the caller reports it missing.
+    """
+    path = Path(data_dir).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    root = project_root()
+    if root is not None and (root / path).exists():
+        return root / path
+    return path
+
+
+def _where_looked(data_dir: str | Path) -> str:
+    path = Path(data_dir).expanduser()
+    if path.is_absolute():
+        return "an absolute path"
+    places = [Path.cwd()] + ([project_root()] if project_root() not in (None, Path.cwd()) else [])
+    return "looked in " + " and ".join(str(place) for place in places)
+
+
 def features_for(task: Task) -> Features:
     """The column types the hub's ``glue`` dataset uses for ``task``."""
     label = Value("float32") if task.is_regression else ClassLabel(names=list(task.label_names))
@@ -105,10 +137,10 @@ def read_glue_tsv(path: str | Path, task: Task) -> Dataset:
 
 
 def load_local(task: Task, data_dir: str | Path) -> DatasetDict:
-    """Load every split of ``task`` from a ``glue_data`` folder."""
-    root = Path(data_dir)
+    """Load every split of ``task`` from a ``glue_data`` folder (a relative one: see :func:`resolve_data_dir`)."""
+    root = resolve_data_dir(data_dir)
     if not root.is_dir():
-        raise DCSError(f"data directory {root} does not exist; {_layout_hint(task, root)}")
+        raise DCSError(f"data directory {data_dir} does not exist ({_where_looked(data_dir)}); {_layout_hint(task, root)}")
     return DatasetDict({split: read_glue_tsv(root / task.glue_dir / name, task) for split, name in task.files.items()})
 
 

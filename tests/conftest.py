@@ -11,8 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def glue_dir() -> Path | None:
-    candidate = os.environ.get("DCS_GLUE_DIR") or ROOT.parent / "shared" / "data" / "glue"
-    return Path(candidate) if Path(candidate, "RTE", "train.tsv").is_file() else None
+    from dcs_lib.data import resolve_data_dir
+
+    candidate = resolve_data_dir(os.environ.get("DCS_GLUE_DIR") or ROOT.parent / "shared" / "data" / "glue")
+    return candidate if (candidate / "RTE" / "train.tsv").is_file() else None
 
 
 @pytest.fixture(scope="session")

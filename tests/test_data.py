@@ -1,5 +1,7 @@
 """Loaders on the real GLUE files, on synthetic files for tasks with no local copy, and on broken files."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -183,3 +185,21 @@ def test_batch_sampler_splits_batches_across_ranks():
     assert len({len(r) for r in ranks}) == 1 and len(ranks[0]) == len(LengthBatchSampler(lengths, 8, num_replicas=3))
     rows = {i for r in ranks for batch in r for i in batch}
     assert rows == set(range(100))
+
+
+def test_relative_data_dir_means_the_same_folder_from_any_folder(glue, tmp_path, monkeypatch):
+    """A relative $DCS_GLUE_DIR is found from the project root and from notebooks/, where kernels run."""
+    from dcs_lib.data import project_root, resolve_data_dir
+
+    root = project_root()
+    if root is None:
+        pytest.skip("dcs_lib does not run from a checkout")
+    relative = os.path.relpath(glue.resolve(), root)
+    monkeypatch.setenv("DCS_GLUE_DIR", relative)
+    for folder in (root, root / "notebooks", root / "tests"):
+        monkeypatch.chdir(folder)
+        assert resolve_data_dir(relative).resolve() == glue.resolve()
+        assert len(load_task(get_task("rte"))["validation"]) == 277
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DCSError, match=r"data directory nowhere/glue does not exist \(looked in .*\)"):
+        load_task(get_task("rte"), "nowhere/glue")
