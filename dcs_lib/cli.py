@@ -38,10 +38,17 @@ HELP = {
     "grad_accum": "accumulate gradients over this many batches per optimiser step",
     "max_grad_norm": "clip the gradient norm to this (0: no clipping)",
     "group_by_length": "batch examples of similar length together (less padding)",
-    "amp": f"mixed precision: {', '.join(AMP_MODES)} (auto: bf16/fp16 on CUDA, off elsewhere)",
+    "amp": f"mixed precision: {', '.join(AMP_MODES)} (auto: bf16/fp16 on CUDA, off elsewhere; "
+    "bf16 also on CPUs with AVX512-BF16 or AMX)",
     "compile": "torch.compile the model",
     "device": "force a device, e.g. cpu or cuda:1 (default: cuda, then mps, then cpu)",
-    "teacher_epochs": "epochs of plain fine-tuning for the teacher (0: the untrained checkpoint)",
+    "teacher_epochs": "epochs of plain fine-tuning for the teacher (0: the untrained checkpoint; "
+    "the student's --epochs with another --teacher-seed: a converged peer teacher)",
+    "teacher_seed": "seed of the teacher (default: the student's --seed; a vanilla run of seed S "
+    "leaves its logits cached as the teacher with --teacher-seed S --teacher-epochs its epochs)",
+    "teacher_model": "hub id or local folder of the teacher's checkpoint (default: the student's --model)",
+    "teacher_folds": "K >= 2: out-of-fold teacher, K teachers each trained on the other folds, so every "
+    "training example's logits come from a model that never saw it (default: 1, one teacher on all)",
     "alpha": "weight of CE on the labels; 1 - alpha goes to KL to the teacher (kd, dcs)",
     "temperature": "softmax temperature T of the KD term (scaled by T^2)",
     "lam": "lambda, the size of the weight update (0: uniform weights, DCS = KD)",

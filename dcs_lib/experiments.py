@@ -19,6 +19,13 @@ varying slowest::
     method = ["vanilla", "dcs"]
     seed = [1, 2, 3]
 
+An axis may also be a list of tables, whose settings vary together rather than as a
+product; its name is free. Each student below gets the next seed's run as its teacher::
+
+    [[grid]]
+    method = ["kd", "dcs"]
+    pairs = [{seed = 1, teacher_seed = 2}, {seed = 2, teacher_seed = 3}, {seed = 3, teacher_seed = 1}]
+
 A grid can be split across processes or machines with ``shard=(i, n)``: runs that
 share a teacher (same task, seed, data and optimisation) stay together, so each
 teacher is trained once, and the groups are spread so the shards take about as
@@ -40,8 +47,9 @@ from typing import Iterator
 
 from .checkpoint import Checkpointer
 from .errors import DCSError
-from .methods import TEACHER_FIELDS, RunConfig, prepare_data, run, run_id
+from .methods import RunConfig, prepare_data, run, run_id
 from .models import load_tokenizer
+from .teacher import TEACHER_FIELDS, teacher_model, teacher_seed
 
 # ---------------------------------------------------------------- the results file
 
@@ -122,12 +130,20 @@ def read_grid(path: str | Path) -> list[RunConfig]:
     known = {f.name for f in dataclasses.fields(RunConfig)}
     configs = []
     for number, grid in enumerate(grids, start=1):
-        for key in [*base, *grid]:
+        axes = [v if isinstance(v, list) else [v] for v in grid.values()]
+        # every axis as a list of {setting: value} tables; a plain axis has one setting per table
+        axes = [
+            values if values and all(isinstance(v, dict) for v in values) else [{key: v} for v in values]
+            for key, values in zip(grid, axes)
+        ]
+        for key in [*base, *(k for axis in axes for table in axis for k in table)]:
             if key not in known:
                 raise DCSError(f"grid file {path}: unknown setting {key!r} (grid {number}); known: {sorted(known)}")
-        axes = {k: v if isinstance(v, list) else [v] for k, v in grid.items()}
-        for values in itertools.product(*axes.values()):
-            cfg = RunConfig(**{**base, **dict(zip(axes, values))})
+        for tables in itertools.product(*axes):
+            settings = dict(base)
+            for table in tables:
+                settings.update(table)
+            cfg = RunConfig(**settings)
             cfg.validate()
             configs.append(cfg)
     return configs
@@ -159,10 +175,15 @@ TRAIN_SIZES = {
 def teacher_group(cfg: RunConfig) -> tuple:
     """Runs with the same key can share a teacher (and its cached logits).
 
-    The teacher's settings (:data:`~dcs_lib.methods.TEACHER_FIELDS`) except its epoch
-    count, so that a teacher-epochs ablation stays with the runs it is compared with.
+    The teacher's settings (:data:`~dcs_lib.teacher.TEACHER_FIELDS`, its seed, model,
+    folds and data subset) except its epoch count, so that a teacher-epochs ablation
+    stays with the runs it is compared with. A vanilla run counts as the teacher of
+    its own seed, so the runs that take it as their peer teacher stay with it.
     """
-    return tuple(cfg.task.lower() if f == "task" else getattr(cfg, f) for f in TEACHER_FIELDS if f != "teacher_epochs")
+    fields = tuple(cfg.task.lower() if f == "task" else getattr(cfg, f) for f in TEACHER_FIELDS)
+    data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
+    folds = cfg.teacher_folds if cfg.uses_teacher else 1
+    return (*fields, teacher_seed(cfg), teacher_model(cfg), folds, data_seed, cfg.amp)
 
 
 def run_cost(cfg: RunConfig) -> float:
@@ -256,6 +277,7 @@ def run_grid(
             cfg.data_dir,
             cfg.n_train,
             cfg.n_dev,
+            cfg.holdout,
             cfg.seed if cfg.data_seed is None else cfg.data_seed,
             cfg.max_length,
         )

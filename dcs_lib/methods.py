@@ -7,9 +7,11 @@
 - ``dcs``: the teacher's soft labels *and* weights raised where student and teacher
   disagree.
 
-The teacher is the same pretrained checkpoint fine-tuned with plain CE for
-``teacher_epochs`` epochs. Its logits on the training set are computed once and
-cached, in memory and on disk; the student's loop only indexes them by ``row``.
+The teacher (:mod:`dcs_lib.teacher`) is by default the same pretrained checkpoint
+fine-tuned with plain CE for ``teacher_epochs`` epochs from the student's seed; a
+peer (another seed), out-of-fold and other-model teachers are options. Its logits on
+the training set are computed once and cached, in memory and on disk; the student's
+loop only indexes them by ``row``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 from . import distributed, losses, weighting
 from .checkpoint import Checkpointer
@@ -33,7 +33,8 @@ from .data import load_task, subsample, tokenize
 from .errors import DCSError
 from .models import DEFAULT_MODEL, load_model, load_tokenizer
 from .tasks import Task, get_task
-from .train import TrainConfig, fit, make_loader, pick_device, predict, scores, seed_everything
+from .teacher import precision, save_vanilla_as_teacher, teacher_logits
+from .train import Supervised, TrainConfig, fit, pick_device, seed_everything  # noqa: F401 (Supervised: re-exported)
 
 METHODS = ("vanilla", "kd", "reweight", "dcs")
 DISAGREEMENT_SOURCES = ("eval", "train")
@@ -68,6 +69,9 @@ class RunConfig:
     device: str | None = None  # None: cuda -> mps -> cpu
     # teacher
     teacher_epochs: int = 2
+    teacher_seed: int | None = None  # None: the student's seed (the paper's reading)
+    teacher_model: str | None = None  # None: the student's model
+    teacher_folds: int = 1  # K >= 2: out-of-fold teacher logits from K teachers
     # distillation (kd, dcs)
     alpha: float = 0.5  # weight of CE on the labels; 1 - alpha goes to the teacher
     temperature: float = 2.0
@@ -100,6 +104,11 @@ class RunConfig:
             ),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.teacher_epochs >= 0, f"teacher epochs must be >= 0, got {self.teacher_epochs}"),
+            (self.teacher_folds >= 1, f"teacher folds must be >= 1 (1: no folds), got {self.teacher_folds}"),
+            (
+                self.teacher_folds == 1 or self.teacher_epochs > 0,
+                "an out-of-fold teacher (--teacher-folds >= 2) needs --teacher-epochs >= 1",
+            ),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.grad_accum >= 1, f"gradient accumulation must be >= 1, got {self.grad_accum}"),
@@ -120,27 +129,6 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------- objectives
-
-
-class Supervised:
-    """Vanilla fine-tuning: CE (or squared error) on the labels."""
-
-    needs_train_logits = False
-
-    def __init__(self, task: Task):
-        self.regression = task.is_regression
-
-    def loss(self, logits, batch, epoch):
-        return losses.weighted_mean(losses.supervised(logits, batch["labels"], self.regression))
-
-    def end_epoch(self, epoch, train_logits, predict_train):
-        return None
-
-    def state(self):
-        return {}
-
-    def load_state(self, tensors):
-        pass
 
 
 class Weighted:
@@ -212,110 +200,6 @@ class Weighted:
         self.weights = tensors["weights"].to(self.weights.device)
 
 
-# ---------------------------------------------------------------- the teacher and its cache
-
-_TEACHER_CACHE: dict[str, tuple[torch.Tensor, dict]] = {}
-
-
-# What a teacher's logits depend on: model, task, seed, epochs, data subset, optimisation.
-TEACHER_FIELDS = (
-    "model",
-    "task",
-    "seed",
-    "teacher_epochs",
-    "n_train",
-    "holdout",
-    "data_seed",
-    "max_length",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "warmup_ratio",
-    "grad_accum",
-    "max_grad_norm",
-    "group_by_length",
-    "amp",
-)
-
-
-def teacher_key(cfg: RunConfig, n_train_rows: int) -> str:
-    """The :data:`TEACHER_FIELDS` of ``cfg`` and the training-set size, hashed: the cache file's name."""
-    described = {name: getattr(cfg, name) for name in TEACHER_FIELDS}
-    described["task"] = get_task(cfg.task).name
-    described["rows"] = n_train_rows
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def teacher_logits(
-    cfg: RunConfig,
-    task: Task,
-    data,
-    tokenizer,
-    cache_dir: str | Path | None = "runs/cache",
-    progress: bool | None = None,
-) -> tuple[torch.Tensor, dict]:
-    """Teacher logits on the training set, (n_train, classes), and the teacher's record.
-
-    Computed once per configuration (see :func:`teacher_key`): kept in memory for
-    the session and, unless ``cache_dir`` is None, saved as safetensors on disk.
-    """
-    key = teacher_key(cfg, len(data["train"]))
-    if key in _TEACHER_CACHE:
-        return _TEACHER_CACHE[key]
-    path = Path(cache_dir) / f"teacher-{task.name}-{key}.safetensors" if cache_dir else None
-    if path is not None and path.is_file():
-        tensors = load_file(path)
-        with safe_open(path, "pt") as f:
-            record = json.loads(f.metadata()["record"])
-        record["cached"] = True
-        _TEACHER_CACHE[key] = (tensors["logits"], record)
-        return _TEACHER_CACHE[key]
-
-    start = time.perf_counter()
-    seed_everything(cfg.seed)
-    model = load_model(cfg.model, task)
-    train_cfg = cfg.train_config(epochs=cfg.teacher_epochs, progress=progress)
-    history = []
-    if cfg.teacher_epochs > 0:
-        history = fit(
-            model,
-            data["train"],
-            _eval_sets(task, data),
-            task,
-            Supervised(task),
-            train_cfg,
-            tokenizer.pad_token_id,
-            desc="teacher",
-        )
-    device = pick_device(cfg.device)
-    world = distributed.world()
-    loader = make_loader(
-        data["train"],
-        train_cfg.eval_batch_size,
-        tokenizer.pad_token_id,
-        device,
-        shuffle=False,
-        num_replicas=world.size,
-        rank=world.rank,
-    )
-    logits = predict(model.to(device), loader, device, len(data["train"]))
-    record = {
-        "epochs": history,
-        "final": history[-1]["dev"] if history else None,
-        "train": scores(task, logits, data["train"]["label"]),
-        "wall_s": time.perf_counter() - start,
-        "cached": False,
-    }
-    del model
-    if path is not None and world.is_main:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"logits": logits.contiguous()}, tmp, metadata={"record": json.dumps(record)})
-        tmp.replace(path)
-    _TEACHER_CACHE[key] = (logits, record)
-    return logits, record
-
-
 # ---------------------------------------------------------------- one run
 
 
@@ -356,11 +240,25 @@ def versions() -> dict[str, str]:
 
     return {
         "dcs_lib": __version__,
+        "commit": _commit(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "datasets": datasets.__version__,
         "python": platform.python_version(),
     }
+
+
+def _commit() -> str | None:
+    """The git commit of the library's checkout, when it is one (None for an installed copy)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def best_epoch(history: list[dict], task: Task) -> dict:
@@ -369,11 +267,17 @@ def best_epoch(history: list[dict], task: Task) -> dict:
 
 # Settings that do not change a run's numbers, left out of its identity.
 NOT_IDENTITY = ("data_dir", "device")
+# Settings added after records existed: left out at their default, so older run ids keep their meaning.
+LATER_SETTINGS = {"teacher_seed": None, "teacher_model": None, "teacher_folds": 1}
 
 
 def run_id(cfg: RunConfig) -> str:
     """A short hash of every setting that changes a run's numbers."""
-    described = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IDENTITY}
+    described = {
+        k: v
+        for k, v in dataclasses.asdict(cfg).items()
+        if k not in NOT_IDENTITY and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])
+    }
     described["task"] = cfg.task.lower()
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -437,6 +341,10 @@ def run(
         checkpoint=checkpoint,
         resume=resume,
     )
+    if cfg.method == "vanilla":  # it is also the peer teacher of its seed: cache its logits for kd and dcs
+        save_vanilla_as_teacher(
+            cfg, task, model, data["train"], history, tokenizer.pad_token_id, cache_dir, time.perf_counter() - start
+        )
     record = {
         "task": task.name,
         "method": cfg.method,
@@ -448,9 +356,10 @@ def run(
         "epochs": history,
         "best": {"epoch": (b := best_epoch(history, task))["epoch"], **b["dev"]},
         "final": {"epoch": history[-1]["epoch"], **history[-1]["dev"]},
-        "teacher": teacher_record and {k: v for k, v in teacher_record.items() if k != "epochs"},
+        "teacher": teacher_record and {k: v for k, v in teacher_record.items() if k != "history"},
         "wall_s": time.perf_counter() - start,
         "device": _describe(device) + (f" x{world.size} (DDP)" if world.enabled else ""),
+        "precision": precision(device, cfg.amp),
         "world_size": world.size,
         "versions": versions(),
     }

@@ -17,6 +17,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, losses
 from . import metrics as metric_fns
 from .data import LengthBatchSampler, PadCollator
 from .errors import DCSError, NonFiniteLossError
@@ -77,14 +78,29 @@ def seed_everything(seed: int) -> torch.Generator:
 SYNC_EVERY = 20  # on CUDA, losses are checked for nan/inf every this many steps
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: ask oneDNN instead
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def amp_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device``, or None for full float32."""
+    """The autocast dtype for ``amp`` on ``device``, or None for full float32.
+
+    ``auto`` is bf16 (or fp16 where bf16 is missing) on CUDA and off elsewhere, so that
+    CPU results stay float32 unless bf16 is asked for by name.
+    """
     if amp not in AMP_MODES:
         raise DCSError(f"unknown amp mode {amp!r}; choose one of {AMP_MODES}")
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and amp == "bf16" and not cpu_supports_bf16():
+        raise DCSError("--amp bf16 on the CPU needs AVX512-BF16 or AMX, which this CPU lacks; use --amp off")
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
@@ -209,6 +225,27 @@ class Objective(Protocol):
     def state(self) -> dict[str, torch.Tensor]: ...  # what a checkpoint must keep (DCS: the weights)
 
     def load_state(self, tensors: dict[str, torch.Tensor]) -> None: ...
+
+
+class Supervised:
+    """Plain fine-tuning, for vanilla runs and teachers: CE (or squared error) on the labels."""
+
+    needs_train_logits = False
+
+    def __init__(self, task: Task):
+        self.regression = task.is_regression
+
+    def loss(self, logits, batch, epoch):
+        return losses.weighted_mean(losses.supervised(logits, batch["labels"], self.regression))
+
+    def end_epoch(self, epoch, train_logits, predict_train):
+        return None
+
+    def state(self):
+        return {}
+
+    def load_state(self, tensors):
+        pass
 
 
 def _optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:

@@ -11,6 +11,7 @@ import torch
 
 from dcs_lib import DCSError, get_task
 from dcs_lib import methods
+from dcs_lib import teacher as teacher_module
 from dcs_lib.methods import RunConfig, prepare_data, run, teacher_logits
 from dcs_lib.models import load_model, load_tokenizer
 from dcs_lib.train import TrainConfig, amp_dtype, fit, pick_device
@@ -46,6 +47,15 @@ def test_dcs_with_lambda_zero_is_exactly_kd(tiny, tmp_path):
     assert all(e["weights"]["max"] == pytest.approx(1.0) for e in dcs["epochs"])
 
 
+def test_dcs_with_lambda_zero_and_defaults_is_kd_after_one_plain_epoch(tiny, tmp_path):
+    """What the README states for `--lam 0` as run from the CLI: DCS keeps its plain first epoch."""
+    dcs = run(dataclasses.replace(tiny, method="dcs", lam=0.0), progress=False, cache_dir=tmp_path)
+    kd_plain = run(dataclasses.replace(tiny, method="kd", plain_epochs=1), progress=False, cache_dir=tmp_path)
+    kd = run(dataclasses.replace(tiny, method="kd"), progress=False, cache_dir=tmp_path)
+    assert same_numbers(dcs, kd_plain)
+    assert dcs["epochs"][0]["train_loss"] != kd["epochs"][0]["train_loss"]  # plain KD distils from the start
+
+
 def test_dcs_with_alpha_one_and_lambda_zero_is_exactly_vanilla(tiny, tmp_path):
     vanilla = run(dataclasses.replace(tiny, method="vanilla"), progress=False, cache_dir=tmp_path)
     dcs = run(dataclasses.replace(tiny, method="dcs", lam=0.0, alpha=1.0), progress=False, cache_dir=tmp_path)
@@ -66,16 +76,16 @@ def test_teacher_logits_are_cached_in_memory_and_on_disk(tiny, tmp_path, monkeyp
     task = get_task("rte")
     tokenizer = load_tokenizer(tiny.model)
     data = prepare_data(tiny, task, tokenizer)
-    methods._TEACHER_CACHE.clear()  # other tests trained this teacher already
+    teacher_module._CACHE.clear()  # other tests trained this teacher already
     logits, record = teacher_logits(tiny, task, data, tokenizer, tmp_path)
     assert logits.shape == (48, 2) and len(list(tmp_path.glob("teacher-rte-*.safetensors"))) == 1
 
     def no_training(*args, **kwargs):
         raise AssertionError("the teacher was trained again")
 
-    monkeypatch.setattr(methods, "fit", no_training)
+    monkeypatch.setattr(teacher_module, "fit", no_training)
     assert teacher_logits(tiny, task, data, tokenizer, tmp_path)[0] is logits  # memory
-    methods._TEACHER_CACHE.clear()
+    teacher_module._CACHE.clear()
     again, again_record = teacher_logits(tiny, task, data, tokenizer, tmp_path)  # disk
     assert torch.equal(again, logits) and again_record["cached"] and again_record["final"] == record["final"]
     with pytest.raises(AssertionError, match="trained again"):  # another teacher budget is another key

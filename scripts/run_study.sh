@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs the study "When does DCS help?" (data/results/study/PROTOCOL.md), resumably.
+#
+#   DCS_GLUE_DIR=/path/to/glue_data scripts/run_study.sh          all cells, in the protocol's order
+#   DCS_GLUE_DIR=... scripts/run_study.sh sst2-4k                   one cell: sst2-4k, mrpc, sst2-1k, sst2-8k
+#
+# Every run uses the library as it was at the commit that added the protocol (checked out
+# once into runs/study-code), two one-thread processes at a time, one grid shard each.
+# Finished runs are appended to data/results/study/runs-{1,2}.jsonl and skipped when the
+# script runs again; a run cut off midway resumes after its last finished epoch
+# (runs/study-checkpoints). Teacher logits are kept in data/results/study/teachers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+STUDY=$ROOT/data/results/study
+: "${DCS_GLUE_DIR:?set DCS_GLUE_DIR to a glue_data folder}"
+DCS_GLUE_DIR=$(cd "$DCS_GLUE_DIR" && pwd)
+PY=${PY:-$ROOT/.venv/bin/python}
+COMMIT=$(git log --diff-filter=A --format=%H -- data/results/study/PROTOCOL.md | tail -1)
+CODE=$ROOT/runs/study-code
+if [ ! -d "$CODE" ]; then
+    git worktree prune
+    git worktree add --detach "$CODE" "$COMMIT"
+fi
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+touch "$STUDY/runs-1.jsonl" "$STUDY/runs-2.jsonl"
+
+shards() {  # the runs selected by "$@" (--only ...), split over two processes
+    for i in 1 2; do
+        other=$((3 - i))
+        (cd "$CODE" && PYTHONPATH="$CODE" "$PY" -m dcs_lib grid "$STUDY/grid.toml" --no-progress \
+            --data-dir "$DCS_GLUE_DIR" --results "$STUDY/runs-$i.jsonl" --skip-runs-in "$STUDY/runs-$other.jsonl" \
+            --shard "$i/2" --cache-dir "$STUDY/teachers" --checkpoint-dir "$ROOT/runs/study-checkpoints" "$@") &
+    done
+    wait
+}
+
+cell() {  # vanilla first (it is the peer teacher of the next seed), then the teachers' runs two seeds at a time
+    shards "$@" --only method=vanilla
+    for pair in 1,2 3,4 5,6 7,8 9,10; do
+        shards "$@" --only seed="$pair"
+    done
+}
+
+for name in ${1:-sst2-4k mrpc sst2-1k sst2-8k}; do
+    case $name in
+        sst2-4k) cell --only task=sst2 --only n_train=4000 ;;
+        mrpc) cell --only task=mrpc ;;
+        sst2-1k) cell --only task=sst2 --only n_train=1000 ;;
+        sst2-8k) cell --only task=sst2 --only n_train=8000 ;;
+        *) echo "unknown cell $name; choose sst2-4k, mrpc, sst2-1k or sst2-8k" >&2; exit 2 ;;
+    esac
+done
