@@ -173,7 +173,8 @@ def cmd_report(args) -> None:
     out = args.out or str(Path(args.results[0]).with_suffix("")) + "_report"
     paths = write_report(records, out, tuple(args.by))
     print(paths["summary"].read_text())
-    print(f"written under {out}: runs.csv, summary.csv, summary.md, paired.csv, summary.png")
+    plots = ", ".join(p.name for p in paths["plots"].values())
+    print(f"written under {out}: runs.csv, summary.csv, summary.md, paired.csv, {plots}")
 
 
 def cmd_demo(args) -> None:

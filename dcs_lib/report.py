@@ -1,14 +1,22 @@
-"""Tables and figures from run records (the dicts :func:`dcs_lib.methods.run` returns).
+"""Tables, statistics and figures from run records (the dicts :func:`dcs_lib.methods.run` returns).
 
-Scores are shown in points (metric x 100), as GLUE tables do.
+Scores are shown in points (metric x 100), as GLUE tables do. Runs are only ever
+compared within one *block*: the same device, precision and torch version. Paired
+differences over seeds get a t-interval with n - 1 degrees of freedom, an exact
+sign-flip permutation p-value and the minimum effect detectable at 80% power; a
+bootstrap interval is added only where there are at least 20 pairs.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import optimize, stats
+
+from .errors import DCSError
 
 METHOD_ORDER = ("vanilla", "kd", "reweight", "dcs")
 # The settings the ablations vary, one at a time, away from RunConfig's defaults.
@@ -37,38 +45,91 @@ def ablation_frame(records: list[dict], key: str, method: str = "dcs") -> pd.Dat
     return runs_frame(chosen, by=(key,))
 
 
+def precision_of(record: dict) -> str:
+    """The precision a run trained in; records from before it was recorded follow the amp rule of their day."""
+    if record.get("precision"):
+        return record["precision"]
+    amp = record.get("config", {}).get("amp", "auto")
+    on_cuda = str(record.get("device", "")).startswith("cuda")
+    if amp == "off" or (amp == "auto" and not on_cuda):
+        return "float32"
+    return "float16" if amp == "fp16" else "bfloat16"
+
+
+def block_of(record: dict) -> str:
+    """The comparison block of a run: device, precision and torch version, e.g. 'cpu, bfloat16, torch 2.13.0+cpu'."""
+    return f"{record.get('device')}, {precision_of(record)}, torch {record.get('versions', {}).get('torch')}"
+
+
+def teacher_label(record: dict) -> str:
+    """Which teacher a KD or DCS run learnt from, in words; '' for vanilla and reweight."""
+    config = record["config"]
+    if record["method"] not in ("kd", "dcs"):
+        return ""
+    epochs = config.get("teacher_epochs", 2)
+    model = f", {config['teacher_model']}" if config.get("teacher_model") not in (None, config.get("model")) else ""
+    if config.get("teacher_folds", 1) > 1:
+        return f"out-of-fold ({config['teacher_folds']} folds, {epochs} ep{model})"
+    if config.get("teacher_seed") not in (None, record["seed"]):
+        return f"peer ({epochs} ep{model})"
+    return f"own seed ({epochs} ep{model})"
+
+
 def runs_frame(records: list[dict], by: tuple[str, ...] = ()) -> pd.DataFrame:
-    """One row per run: task, method, seed, metric, best and final score (points), device, plus config keys ``by``."""
+    """One row per run: task, method, teacher, seed, metric, best and final score (points), block, plus config keys ``by``.
+
+    ``teacher`` names the teacher of KD and DCS runs (:func:`teacher_label`); ``block``
+    the device, precision and torch version (:func:`block_of`); ``teacher_dev`` the
+    teacher's dev score in points, where the record has it.
+    """
     rows = []
     for r in records:
         metric = r.get("metric") or next(iter(r["final"].keys() - {"epoch"}))
+        teacher_final = (r.get("teacher") or {}).get("final") or {}
         rows.append(
             {
                 "task": r["task"],
                 "method": r["method"],
+                "teacher": teacher_label(r),
                 "seed": r["seed"],
                 **{key: r["config"].get(key) for key in by},
                 "metric": metric,
                 "best": 100 * r["best"][metric],
                 "final": 100 * r["final"][metric],
                 "best_epoch": r["best"]["epoch"],
+                "teacher_dev": 100 * teacher_final[metric] if metric in teacher_final else np.nan,
                 "wall_s": r.get("wall_s"),
                 "device": r.get("device"),
+                "precision": precision_of(r),
+                "block": block_of(r),
             }
         )
     frame = pd.DataFrame(rows)
     if not frame.empty:
         order = {m: i for i, m in enumerate(METHOD_ORDER)}
         frame = frame.sort_values(
-            ["task", *by, "method", "seed"], key=lambda s: s.map(order) if s.name == "method" else s
+            ["block", "task", *by, "method", "teacher", "seed"], key=lambda s: s.map(order) if s.name == "method" else s
         )
     return frame.reset_index(drop=True)
 
 
+def require_one_block(frame: pd.DataFrame) -> str:
+    """The one block (device, precision, torch) of ``frame``'s runs; a DCSError naming the runs if there are more."""
+    blocks = list(dict.fromkeys(frame["block"]))
+    if len(blocks) > 1:
+        names = "; ".join(
+            f"{block}: " + ", ".join(f"{t} {m} seed {s}" for t, m, s in group[["task", "method", "seed"]].values[:6])
+            + (" ..." if len(group) > 6 else "")
+            for block, group in frame.groupby("block", sort=False)
+        )
+        raise DCSError(f"these runs come from {len(blocks)} device/precision/version blocks and are not compared: {names}")
+    return blocks[0]
+
+
 def summary(frame: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """Mean, standard deviation and median of best-epoch and last-epoch scores per task and method."""
-    keys = ["task", "metric", *by, "method"]
-    table = frame.groupby(keys, sort=False).agg(
+    keys = ["block", "task", "metric", *by, "method", "teacher"]
+    table = frame.groupby(keys, sort=False, dropna=False).agg(
         runs=("seed", "size"),
         best_mean=("best", "mean"),
         best_std=("best", "std"),
@@ -80,34 +141,120 @@ def summary(frame: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     return table.round(2).reset_index()
 
 
+def permutation_p(diff: np.ndarray, max_exact: int = 20, draws: int = 200_000, seed: int = 0) -> float:
+    """Two-sided sign-flip permutation p-value of mean(diff) = 0 for paired differences.
+
+    Under the null each pair's sign is a coin flip. Exact over all 2^n sign patterns
+    up to ``max_exact`` pairs, otherwise from ``draws`` random patterns.
+    """
+    diff = np.asarray(diff, dtype=float)
+    n = len(diff)
+    if n == 0:
+        return float("nan")
+    if n <= max_exact:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    else:
+        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(draws, n))
+    means = np.abs(signs @ diff) / n
+    return float(np.mean(means >= abs(diff.mean()) - 1e-12))
+
+
+def min_detectable_effect(sd: float, n: int, power: float = 0.8, alpha: float = 0.05) -> float:
+    """The smallest true mean difference a two-sided paired t-test at ``alpha`` detects with ``power``.
+
+    From the noncentral t distribution, given the standard deviation ``sd`` of the
+    paired differences and ``n`` pairs. Same unit as ``sd``.
+    """
+    if n < 2 or not np.isfinite(sd) or sd <= 0:
+        return float("nan")
+    df, crit = n - 1, stats.t.ppf(1 - alpha / 2, n - 1)
+
+    def shortfall(effect: float) -> float:
+        nc = effect / sd * np.sqrt(n)
+        return stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc) - power
+
+    high = sd
+    while shortfall(high) < 0:  # widen until the power is reached; nct turns NaN far out in the tail
+        high *= 2
+        if not np.isfinite(shortfall(high)) or high > 1e4 * sd:
+            return float("nan")
+    return float(optimize.brentq(shortfall, 0.0, high))
+
+
+def paired_stats(diff, confidence: float = 0.95) -> dict:
+    """Mean, t-interval (n - 1 df), permutation p-value and 80%-power MDE of paired differences.
+
+    A percentile bootstrap interval is added only for n >= 20, where it can be trusted.
+    """
+    diff = np.asarray(diff, dtype=float)
+    n = len(diff)
+    mean = float(diff.mean()) if n else float("nan")
+    sd = float(diff.std(ddof=1)) if n > 1 else float("nan")
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * sd / np.sqrt(n) if n > 1 else float("nan")
+    out = {
+        "n": n,
+        "mean_diff": mean,
+        "sd": sd,
+        "ci_low": float(mean - half),
+        "ci_high": float(mean + half),
+        "p_perm": permutation_p(diff),
+        "mde80": min_detectable_effect(sd, n),
+    }
+    if n >= 20:
+        boot = np.random.default_rng(0).choice(diff, size=(10_000, n)).mean(axis=1)
+        out["boot_low"], out["boot_high"] = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    return out
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (same order as given)."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def paired_difference(
     frame: pd.DataFrame,
     method: str = "dcs",
     baseline: str = "vanilla",
     column: str = "final",
-    n_boot: int = 10_000,
-    seed: int = 0,
+    by: tuple[str, ...] = (),
+    teacher: str | None = None,
+    baseline_teacher: str | None = None,
 ) -> pd.DataFrame:
-    """Per task, the mean over seeds of ``method - baseline`` (same seed) with a bootstrap 95% interval."""
+    """Per block, task (and ``by``), ``method - baseline`` over seeds run by both: :func:`paired_stats`.
+
+    Runs pair by seed within one block (device, precision, torch version), never
+    across. ``teacher`` / ``baseline_teacher`` pick one teacher's runs (see
+    :func:`teacher_label`); by default a method's runs are taken whatever their
+    teacher, which requires one teacher per method and seed.
+    """
     rows = []
-    for task, group in frame.groupby("task", sort=False):
-        pivot = group.pivot_table(index="seed", columns="method", values=column)
-        if method not in pivot or baseline not in pivot:
+    for keys, group in frame.groupby(["block", "task", *by], sort=False, dropna=False):
+        chosen = {}
+        for name, label in ((method, teacher), (baseline, baseline_teacher)):
+            runs = group[group["method"] == name]
+            if label is not None:
+                runs = runs[runs["teacher"] == label]
+            if runs["seed"].duplicated().any():
+                raise DCSError(
+                    f"{keys}: several {name} runs share a seed (teachers {sorted(set(runs['teacher']))}); "
+                    "choose one teacher"
+                )
+            chosen[name] = runs.set_index("seed")[column]
+        if method == baseline:
+            raise DCSError("method and baseline must differ")
+        both = pd.concat(chosen, axis=1).dropna()
+        if both.empty:
             continue
-        diff = (pivot[method] - pivot[baseline]).dropna().to_numpy()
-        if len(diff) == 0:
-            continue
-        boot = np.random.default_rng(seed).choice(diff, size=(n_boot, len(diff))).mean(axis=1)
-        rows.append(
-            {
-                "task": task,
-                "pairs": len(diff),
-                "mean_diff": diff.mean(),
-                "ci_low": np.percentile(boot, 2.5),
-                "ci_high": np.percentile(boot, 97.5),
-            }
-        )
-    return pd.DataFrame(rows).round(2)
+        diff = (both[method] - both[baseline]).to_numpy()
+        rows.append({**dict(zip(["block", "task", *by], keys)), **paired_stats(diff)})
+    return pd.DataFrame(rows).round(3)
 
 
 def epoch_scores(records: list[dict], by: tuple[str, ...] = ("lr",)) -> pd.DataFrame:
@@ -146,26 +293,36 @@ def choose_schedule(records: list[dict], min_epochs: int = 3) -> dict:
     return {"lr": -lr, "epochs": -epoch, "score": score, "table": table.round(2)}
 
 
-def plot_summary(frame: pd.DataFrame, path: str | Path, column: str = "final") -> Path:
-    """One panel per task: each method's per-seed scores as dots and their mean as a bar."""
+def plot_summary(frame: pd.DataFrame, path: str | Path, column: str = "final", title: str | None = None) -> Path:
+    """One panel per task (and training-set size): each method's per-seed scores as dots, their mean as a bar.
+
+    KD and DCS runs with different teachers get a bar each, labelled with the teacher.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    tasks = list(dict.fromkeys(frame["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        group = frame[frame["task"] == task]
-        methods = list(dict.fromkeys(group["method"]))
-        for x, method in enumerate(methods):
-            values = group.loc[group["method"] == method, column]
+    cells = frame["task"] + (
+        (" " + frame["n_train"].map(lambda n: "" if pd.isna(n) else f"n={int(n)}")) if "n_train" in frame else ""
+    )
+    labels = frame["method"] + frame["teacher"].map(lambda t: f"\n{t}" if t else "") if "teacher" in frame else frame["method"]
+    panels = list(dict.fromkeys(cells))
+    width = max(3.2, 0.75 * labels.nunique())
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        group = frame[cells == panel]
+        names = list(dict.fromkeys(labels[cells == panel]))
+        for x, name in enumerate(names):
+            values = group.loc[labels[cells == panel] == name, column]
             ax.bar(x, values.mean(), color="#c9d6e8", edgecolor="#34557a")
             ax.plot(np.full(len(values), x), values, "o", color="#34557a", ms=4)
-        ax.set_xticks(range(len(methods)), methods)
-        ax.set_title(f"{task} ({group['metric'].iloc[0]}, {column} epoch)")
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.set_title(f"{panel.strip()} ({group['metric'].iloc[0]}, {column} epoch)")
         low, high = group[column].min(), group[column].max()
         ax.set_ylim(max(0, low - 5), min(100, high + 3))
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,20 +376,73 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *lines])
 
 
+COMPARISONS = (("dcs", "vanilla"), ("dcs", "kd"), ("kd", "vanilla"))
+CELL_KEYS = ("n_train",)
+
+
+def comparisons(frame: pd.DataFrame, column: str = "final", by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Every paired comparison the runs allow: DCS - vanilla, DCS - KD and KD - vanilla, per teacher.
+
+    DCS - KD pairs runs with the same teacher. One row per block, task, ``by`` keys,
+    teacher and comparison, with :func:`paired_stats`' columns; ``p_holm`` adjusts the
+    DCS - vanilla p-values for the number of such comparisons within each block.
+    """
+    by = tuple(dict.fromkeys((*CELL_KEYS, *by)))
+    teachers = [t for t in dict.fromkeys(frame["teacher"]) if t]
+    tables = []
+    for method, baseline in COMPARISONS:
+        for teacher in teachers if {method, baseline} & {"kd", "dcs"} else [""]:
+            t_method = teacher if method in ("kd", "dcs") else ""
+            t_base = teacher if baseline in ("kd", "dcs") else ""
+            table = paired_difference(frame, method, baseline, column, by, t_method, t_base)
+            if not table.empty:
+                table.insert(len(by) + 2, "comparison", f"{method} - {baseline}")
+                table.insert(len(by) + 3, "teacher", teacher)
+                tables.append(table)
+    if not tables:
+        return pd.DataFrame()
+    result = pd.concat(tables, ignore_index=True)
+    primary = result["comparison"] == "dcs - vanilla"
+    result["p_holm"] = np.nan
+    for _, rows in result[primary].groupby("block"):
+        result.loc[rows.index, "p_holm"] = holm(rows["p_perm"]).round(4)
+    return result
+
+
+def block_header(frame: pd.DataFrame) -> str:
+    """One line naming a block's device, precision and versions, for every table and figure."""
+    return f"device, precision, torch: {require_one_block(frame)}"
+
+
 def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] = ()) -> dict[str, Path]:
-    """Write runs.csv, summary.csv, summary.md, paired.csv and summary.png under ``out_dir``."""
+    """Write runs.csv, summary.csv/.md, paired.csv and one summary plot per block under ``out_dir``.
+
+    Runs of different blocks (device, precision, torch version) are reported side by
+    side, never pooled: each table and figure is for one block and says which.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame = runs_frame(records, by)
-    table = summary(frame, by)
-    paired = paired_difference(frame)
+    frame = runs_frame(records, tuple(dict.fromkeys((*CELL_KEYS, *by))))
     frame.to_csv(out / "runs.csv", index=False)
+    table = summary(frame, tuple(dict.fromkeys((*CELL_KEYS, *by))))
     table.to_csv(out / "summary.csv", index=False)
-    paired.to_csv(out / "paired.csv", index=False)
-    text = markdown(table) + (
-        "\n\nDCS - vanilla, same seed (final epoch, points, bootstrap 95% CI):\n\n" + markdown(paired)
-        if not paired.empty
-        else ""
+    paired = pd.concat(
+        [comparisons(frame, column, by).assign(score=column) for column in ("final", "best")], ignore_index=True
     )
-    (out / "summary.md").write_text(text + "\n")
-    return {"runs": out / "runs.csv", "summary": out / "summary.md", "plot": plot_summary(frame, out / "summary.png")}
+    paired.to_csv(out / "paired.csv", index=False)
+    sections, plots = [], {}
+    for number, (block, runs) in enumerate(frame.groupby("block", sort=False), start=1):
+        sections.append(f"## Block {number}: {block_header(runs)}\n")
+        sections.append(markdown(table[table["block"] == block].drop(columns="block")))
+        for column, words in (("final", "last epoch"), ("best", "best epoch (chosen on dev)")):
+            rows = paired[(paired["block"] == block) & (paired["score"] == column)] if not paired.empty else paired
+            if not rows.empty:
+                sections.append(
+                    f"\nPaired differences over seeds ({words}, points): mean, 95% t-interval (n - 1 df), "
+                    "exact sign-flip permutation p, Holm-adjusted p over the DCS - vanilla rows, and the "
+                    "difference detectable with 80% power:\n"
+                )
+                sections.append(markdown(rows.drop(columns=["block", "score"])))
+        plots[block] = plot_summary(runs, out / f"summary-{number}.png", title=block)
+    (out / "summary.md").write_text("\n".join(sections) + "\n")
+    return {"runs": out / "runs.csv", "summary": out / "summary.md", "plots": plots}

@@ -90,7 +90,7 @@ def test_train_appends_one_record(tmp_path, tiny_model, glue):
 
     report = dcs("report", results, "--out", tmp_path / "report")
     assert report.returncode == 0, report.stderr
-    assert (tmp_path / "report" / "summary.png").is_file() and "| rte | accuracy |" in report.stdout
+    assert (tmp_path / "report" / "summary-1.png").is_file() and "| rte | accuracy |" in report.stdout
 
 
 def bad(*args, env=None):

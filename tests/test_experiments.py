@@ -61,7 +61,7 @@ def test_run_id_ignores_where_data_lives_but_not_settings():
     assert run_id(RunConfig(lam=1.0)) != run_id(RunConfig(lam=2.0))
 
 
-def test_report_tables_and_paired_bootstrap(tmp_path):
+def test_report_tables_and_paired_t_interval(tmp_path):
     records = [
         fake_record(method=m, seed=s, final=f)
         for m, s, f in [("vanilla", 1, 0.50), ("vanilla", 2, 0.60), ("dcs", 1, 0.53), ("dcs", 2, 0.62)]
@@ -71,10 +71,11 @@ def test_report_tables_and_paired_bootstrap(tmp_path):
     dcs = table[table["method"] == "dcs"].iloc[0]
     assert dcs["final_mean"] == pytest.approx(57.5) and dcs["runs"] == 2
     paired = paired_difference(frame)
-    assert paired.iloc[0]["mean_diff"] == pytest.approx(2.5)
-    assert 2.0 <= paired.iloc[0]["ci_low"] <= paired.iloc[0]["ci_high"] <= 3.0
+    assert paired.iloc[0]["mean_diff"] == pytest.approx(2.5) and paired.iloc[0]["n"] == 2
+    assert paired.iloc[0]["ci_low"] == pytest.approx(2.5 - 6.353, abs=1e-3)  # t(0.975, 1 df) = 12.706
     paths = write_report(records, tmp_path / "report")
-    assert paths["plot"].stat().st_size > 1000 and "| rte | accuracy |" in paths["summary"].read_text()
+    [plot] = paths["plots"].values()
+    assert plot.stat().st_size > 1000 and "| rte | accuracy |" in paths["summary"].read_text()
 
 
 def test_shards_cover_the_grid_once_keep_teachers_together_and_balance():

@@ -1,0 +1,133 @@
+"""Statistics a reviewer accepts: t-intervals, permutation p-values, power, and blocks never pooled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from dcs_lib import DCSError
+from dcs_lib.report import (
+    block_of,
+    comparisons,
+    holm,
+    min_detectable_effect,
+    paired_difference,
+    paired_stats,
+    permutation_p,
+    require_one_block,
+    runs_frame,
+    write_report,
+)
+
+DIFFS = [
+    np.array([0.5, -1.2, 0.3, 2.0, -0.4, 1.1, 0.7]),
+    np.array([1.0, 2.0, 1.5, 0.5, 2.5]),
+    np.array([-0.3, 0.2, -1.4, 0.9, -0.1, -0.8, 0.6, -0.5, 0.05, -1.1]),
+]
+
+
+@pytest.mark.parametrize("diff", DIFFS)
+def test_the_t_interval_is_scipys(diff):
+    expected = stats.ttest_1samp(diff, 0.0).confidence_interval(0.95)
+    got = paired_stats(diff)
+    assert got["n"] == len(diff)
+    assert got["ci_low"] == pytest.approx(expected.low) and got["ci_high"] == pytest.approx(expected.high)
+    assert "boot_low" not in got  # fewer than 20 pairs: no bootstrap
+
+
+@pytest.mark.parametrize("diff", DIFFS)
+def test_the_permutation_p_value_is_scipys_exact_sign_flip_test(diff):
+    expected = stats.permutation_test(
+        (diff,), np.mean, permutation_type="samples", n_resamples=np.inf, alternative="two-sided"
+    ).pvalue
+    assert permutation_p(diff) == pytest.approx(expected)
+
+
+def test_all_same_sign_over_five_pairs_cannot_go_below_one_in_sixteen():
+    assert permutation_p(np.array([1.0, 2.0, 1.5, 0.5, 2.5])) == pytest.approx(2 / 32)
+
+
+@pytest.mark.parametrize("n", [3, 5, 10, 30])
+def test_the_minimum_detectable_effect_has_80_percent_power(n):
+    sd = 1.7
+    effect = min_detectable_effect(sd, n)
+    crit = stats.t.ppf(0.975, n - 1)
+    nc = effect / sd * np.sqrt(n)
+    power = stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc)
+    assert power == pytest.approx(0.8, abs=1e-6)
+    # and by simulation, roughly
+    rng = np.random.default_rng(0)
+    samples = rng.normal(effect, sd, size=(20_000, n))
+    t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / np.sqrt(n))
+    assert np.mean(np.abs(t) > crit) == pytest.approx(0.8, abs=0.02)
+
+
+def test_a_bootstrap_only_from_twenty_pairs():
+    diff = np.random.default_rng(1).normal(1.0, 1.0, 25)
+    got = paired_stats(diff)
+    assert got["boot_low"] < got["mean_diff"] < got["boot_high"]
+
+
+def test_holm_matches_the_step_down_rule():
+    assert holm([0.01, 0.04, 0.03, 0.2]).tolist() == pytest.approx([0.04, 0.09, 0.09, 0.2])
+
+
+def record(method, seed, final, device="cpu", precision="float32", torch="2.13.0", teacher=None, n_train=None):
+    config = {"n_train": n_train, "teacher_epochs": 2, "teacher_folds": 1, "teacher_seed": None, "amp": "auto"}
+    config.update(teacher or {})
+    return {
+        "task": "sst2",
+        "method": method,
+        "seed": seed,
+        "metric": "accuracy",
+        "config": config,
+        "epochs": [{"epoch": 1, "dev": {"accuracy": final}}],
+        "best": {"epoch": 1, "accuracy": final},
+        "final": {"epoch": 1, "accuracy": final},
+        "teacher": {"final": {"accuracy": 0.8}} if method in ("kd", "dcs") else None,
+        "device": device,
+        "precision": precision,
+        "versions": {"torch": torch},
+    }
+
+
+def test_runs_of_different_blocks_are_never_paired():
+    records = [record("vanilla", s, 0.80) for s in (1, 2, 3)] + [
+        record("dcs", s, 0.82, device="cuda (NVIDIA H200)", precision="bfloat16") for s in (1, 2, 3)
+    ]
+    frame = runs_frame(records)
+    assert frame["block"].nunique() == 2
+    assert paired_difference(frame).empty  # dcs ran on the GPU, vanilla on the CPU: nothing to pair
+    with pytest.raises(DCSError, match="2 device/precision/version blocks.*sst2 vanilla seed 1"):
+        require_one_block(frame)
+    old_gpu = {"device": "cuda (NVIDIA H200)", "config": {"amp": "auto"}, "versions": {"torch": "2.11.0"}}
+    assert block_of(old_gpu) == "cuda (NVIDIA H200), bfloat16, torch 2.11.0"  # before records named it
+
+
+def test_comparisons_pair_kd_and_dcs_with_the_same_teacher(tmp_path):
+    peer = {"teacher_seed": 9, "teacher_epochs": 5}
+    records = []
+    for s in range(1, 6):
+        records += [
+            record("vanilla", s, 0.80 + 0.001 * s),
+            record("kd", s, 0.79 + 0.001 * s),
+            record("dcs", s, 0.795 + 0.002 * s),
+            record("kd", s, 0.81, teacher=peer),
+            record("dcs", s, 0.815 + 0.001 * s, teacher=peer),
+        ]
+    table = comparisons(runs_frame(records, ("n_train",)))
+    rows = {(r.comparison, r.teacher): r for r in table.itertuples()}
+    assert set(rows) == {
+        ("dcs - vanilla", "own seed (2 ep)"), ("dcs - vanilla", "peer (5 ep)"),
+        ("dcs - kd", "own seed (2 ep)"), ("dcs - kd", "peer (5 ep)"),
+        ("kd - vanilla", "own seed (2 ep)"), ("kd - vanilla", "peer (5 ep)"),
+    }  # fmt: skip
+    assert rows[("dcs - kd", "peer (5 ep)")].mean_diff == pytest.approx(0.5 + 0.1 * 3)
+    assert rows[("dcs - vanilla", "own seed (2 ep)")].n == 5
+    assert not np.isnan(rows[("dcs - vanilla", "peer (5 ep)")].p_holm)
+    with pytest.raises(DCSError, match="several dcs runs share a seed"):
+        paired_difference(runs_frame(records))  # two teachers per seed: say which
+    paths = write_report(records, tmp_path)
+    text = paths["summary"].read_text()
+    assert "device, precision, torch: cpu, float32, torch 2.13.0" in text and "t-interval" in text
