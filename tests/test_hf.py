@@ -8,7 +8,10 @@ as printed on a few dozen SST-2 examples.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -149,6 +152,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument")
 def test_readme_example_runs_as_printed(glue, tmp_path, monkeypatch):
     """The README's code block, unchanged, on 24 SST-2 examples instead of 2,000."""
     full = dcs_lib.data.subsample
@@ -162,3 +166,47 @@ def test_readme_example_runs_as_printed(glue, tmp_path, monkeypatch):
     assert len(trainer.train_dataset) == 24
     assert [h["epoch"] for h in trainer.weight_history] == [1, 2]
     assert trainer.state.epoch == pytest.approx(3)
+
+
+TWO_PROCESSES = """
+import sys, torch
+from transformers import AutoTokenizer, TrainingArguments
+from dcs_lib.data import load_task, subsample, tokenize
+from dcs_lib.hf import DCSTrainer
+from dcs_lib.models import load_model
+from dcs_lib.tasks import get_task
+
+model, glue, out = sys.argv[1:4]
+torch.set_num_threads(1)
+task, tokenizer = get_task("sst2"), AutoTokenizer.from_pretrained(model)
+train = tokenize(subsample(load_task(task, glue)["train"], 41, seed=3), tokenizer, task, max_length=32).shuffle(seed=0)
+args = TrainingArguments(out, num_train_epochs=3, per_device_train_batch_size=4, learning_rate=1e-3, report_to="none",
+                         save_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True)
+teacher = torch.randn(41, 2, generator=torch.Generator().manual_seed(1))
+trainer = DCSTrainer(load_model(model, task), args, train_dataset=train, processing_class=tokenizer, teacher_logits=teacher)
+seen = []
+predict = trainer.student_logits
+trainer.student_logits = lambda: seen.append(predict()) or seen[-1]
+trainer.train()
+torch.save({"weights": trainer.sample_weights, "seen": seen}, f"{out}/rank{trainer.args.process_index}.pt")
+"""
+
+
+def test_two_processes_compute_the_same_weights(tiny_model, glue, tmp_path):
+    """Under torchrun (two CPU processes, gloo): predictions gathered from both, 41 rows, same weights."""
+    from .test_distributed import free_port
+
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESSES)
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+         str(script), tiny_model, str(glue), str(tmp_path)],  # fmt: skip
+        check=True, capture_output=True, timeout=300, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert torch.equal(ranks[0]["weights"], ranks[1]["weights"])
+    assert len(ranks[0]["seen"]) == 2 and all(s.shape == (41, 2) for s in ranks[0]["seen"])
+    w = torch.ones(41)
+    for logits in ranks[0]["seen"]:
+        w = weighting.update_weights(w, weighting.disagreement(logits, random_teacher(41)))
+    assert torch.equal(ranks[0]["weights"], w)
