@@ -243,8 +243,9 @@ def paired_difference(
                 runs = runs[runs["teacher"] == label]
             if runs["seed"].duplicated().any():
                 raise DCSError(
-                    f"{keys}: several {name} runs share a seed (teachers {sorted(set(runs['teacher']))}); "
-                    "choose one teacher"
+                    f"{', '.join(map(str, keys))}: several {name} runs share a seed (teachers: "
+                    f"{sorted(set(runs['teacher']))}); tell them apart by the settings that differ "
+                    "(report --by KEY ..., e.g. --by lam alpha) or choose one teacher"
                 )
             chosen[name] = runs.set_index("seed")[column]
         if method == baseline:
@@ -329,6 +330,73 @@ def plot_summary(frame: pd.DataFrame, path: str | Path, column: str = "final", t
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def when_frame(frame: pd.DataFrame, column: str = "final") -> pd.DataFrame:
+    """One row per DCS run with a vanilla run of the same seed, block and cell (:func:`runs_frame` with ``n_train``).
+
+    ``teacher_gap``: the teacher's dev score minus that vanilla run's (points);
+    ``dcs_gain``: DCS minus vanilla; ``kd_gain``: KD with the same teacher minus vanilla,
+    where that run exists. The data of the "when does DCS help" figure.
+    """
+    cell = ["block", "task", "n_train"] if "n_train" in frame else ["block", "task"]
+    keys = [*cell, "seed"]
+    vanilla = frame[frame["method"] == "vanilla"].set_index(keys)[column].rename("vanilla")
+    kd = frame[frame["method"] == "kd"].set_index([*keys, "teacher"])[column].rename("kd")
+    dcs = frame[frame["method"] == "dcs"].set_index([*keys, "teacher"])[[column, "teacher_dev"]]
+    rows = dcs.join(kd).reset_index().join(vanilla, on=keys).dropna(subset=["vanilla"])
+    return pd.DataFrame(
+        {
+            **{k: rows[k] for k in [*keys, "teacher"]},
+            "teacher_gap": rows["teacher_dev"] - rows["vanilla"],
+            "dcs_gain": rows[column] - rows["vanilla"],
+            "kd_gain": rows["kd"] - rows["vanilla"],
+        }
+    )
+
+
+def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> tuple[Path, pd.DataFrame]:
+    """"When does DCS help": per cell, DCS − vanilla against teacher − vanilla, one point per run pair.
+
+    Returns the figure's path and a table of Spearman's rank correlation per cell
+    (descriptive: points of one seed share a vanilla run, so they are not independent).
+    Refuses runs of more than one block.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    block = require_one_block(frame)
+    pairs = when_frame(frame, column)
+    cells = pairs["task"] + pairs.get("n_train", pd.Series(np.nan, index=pairs.index)).map(
+        lambda n: "" if pd.isna(n) else f" ({int(n):,} examples)"
+    )
+    panels = list(dict.fromkeys(cells))
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.8), squeeze=False)
+    markers = dict(zip(dict.fromkeys(pairs["teacher"]), "os^Dv<>"))
+    correlations = []
+    for ax, panel in zip(axes[0], panels):
+        group = pairs[cells == panel]
+        for teacher, runs in group.groupby("teacher", sort=False):
+            ax.plot(runs["teacher_gap"], runs["dcs_gain"], markers[teacher], label=teacher, alpha=0.8)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axvline(0, color="grey", lw=0.8)
+        rho = stats.spearmanr(group["teacher_gap"], group["dcs_gain"]).statistic if len(group) > 2 else np.nan
+        correlations.append({"cell": panel, "pairs": len(group), "spearman_rho": round(float(rho), 3)})
+        ax.set(
+            xlabel="teacher − vanilla, dev (points)",
+            ylabel=f"DCS − vanilla, dev, {'last' if column == 'final' else 'best'} epoch (points)",
+            title=f"{panel}: Spearman ρ = {rho:.2f}",
+        )
+        ax.legend(fontsize=7)
+    fig.suptitle(f"When does DCS help? (each point: one seed and teacher; {block})", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path, pd.DataFrame(correlations)
 
 
 def plot_curves(records: list[dict], path: str | Path) -> Path:
@@ -444,5 +512,10 @@ def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] =
                 )
                 sections.append(markdown(rows.drop(columns=["block", "score"])))
         plots[block] = plot_summary(runs, out / f"summary-{number}.png", title=block)
+        if not when_frame(runs).dropna(subset=["teacher_gap"]).empty:
+            when, rho = plot_when(runs, out / f"when-{number}.png")
+            plots[f"{block} (when)"] = when
+            sections.append("\nDCS − vanilla against teacher − vanilla (last epoch; " + when.name + "):\n")
+            sections.append(markdown(rho))
     (out / "summary.md").write_text("\n".join(sections) + "\n")
     return {"runs": out / "runs.csv", "summary": out / "summary.md", "plots": plots}

@@ -126,8 +126,30 @@ def test_comparisons_pair_kd_and_dcs_with_the_same_teacher(tmp_path):
     assert rows[("dcs - kd", "peer (5 ep)")].mean_diff == pytest.approx(0.5 + 0.1 * 3)
     assert rows[("dcs - vanilla", "own seed (2 ep)")].n == 5
     assert not np.isnan(rows[("dcs - vanilla", "peer (5 ep)")].p_holm)
-    with pytest.raises(DCSError, match="several dcs runs share a seed"):
+    with pytest.raises(DCSError, match="several dcs runs share a seed.*--by"):
         paired_difference(runs_frame(records))  # two teachers per seed: say which
     paths = write_report(records, tmp_path)
     text = paths["summary"].read_text()
     assert "device, precision, torch: cpu, float32, torch 2.13.0" in text and "t-interval" in text
+
+
+def test_the_when_figure_pairs_each_dcs_run_with_its_seeds_vanilla(tmp_path):
+    from dcs_lib.report import plot_when, when_frame
+
+    records = []
+    for s in range(1, 5):
+        vanilla = record("vanilla", s, 0.80 + 0.01 * s)
+        dcs = record("dcs", s, 0.81 + 0.01 * s)
+        dcs["teacher"] = {"final": {"accuracy": 0.75 + 0.02 * s}}
+        records += [vanilla, dcs, record("kd", s, 0.805 + 0.01 * s)]
+    frame = runs_frame(records, ("n_train",))
+    pairs = when_frame(frame)
+    assert len(pairs) == 4
+    assert pairs["dcs_gain"].tolist() == pytest.approx([1.0] * 4)
+    assert pairs["kd_gain"].tolist() == pytest.approx([0.5] * 4)
+    assert pairs["teacher_gap"].tolist() == pytest.approx([100 * (0.75 + 0.02 * s - 0.80 - 0.01 * s) for s in range(1, 5)])
+    path, rho = plot_when(frame, tmp_path / "when.png")
+    assert path.stat().st_size > 1000 and rho["pairs"].tolist() == [4]
+    mixed = records + [record("vanilla", 9, 0.8, device="cuda (NVIDIA H200)", precision="bfloat16")]
+    with pytest.raises(DCSError, match="blocks"):
+        plot_when(runs_frame(mixed, ("n_train",)), tmp_path / "no.png")
