@@ -140,8 +140,8 @@ class DCSTrainer(Trainer):
 
     def update_weights(self) -> dict:
         """One DCS update from the student's current predictions; returns its statistics."""
-        reference = self.teacher_logits
-        disagree = weighting.disagreement(self.student_logits(), reference, regression=self.regression, delta=self.delta)
+        student = self.student_logits()
+        disagree = weighting.disagreement(student, self.teacher_logits, regression=self.regression, delta=self.delta)
         new = weighting.update_weights(self.sample_weights, disagree, **self.update_options)
         distributed.check_identical(new, "DCS sample weights")
         self.sample_weights, self._on_device = new, {}

@@ -29,7 +29,7 @@ NOTEBOOKS = sorted(p.relative_to(ROOT).with_suffix("").as_posix() for p in ROOT.
 
 project = "DCS tutorial"
 author = "dcs-tutorial contributors"
-copyright = "dcs-tutorial contributors"  # noqa: A001 (Sphinx's name)
+copyright = "dcs-tutorial contributors"
 root_doc = "README"
 include_patterns = ["README.md", "notebooks/[0-9][0-9]_*.ipynb"]  # the .py Jupytext twins stay out
 exclude_patterns = [".venv", "build", "runs", "data", "**/.ipynb_checkpoints"]
@@ -68,6 +68,27 @@ WIDGET_NOTE = (
 )
 
 
+LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+
+
+def link_to_repository(text: str, folder: str) -> str:
+    """Relative links to files that are not pages of the site point at the repository instead."""
+
+    def rewrite(match: re.Match) -> str:
+        target = match.group(2)
+        if re.match(r"^([a-z]+:|#|/)", target):
+            return match.group(0)
+        path, _, anchor = target.partition("#")
+        resolved = (ROOT / folder / path).resolve()
+        if not resolved.exists() or resolved.with_suffix("").relative_to(ROOT).as_posix() in [root_doc, *NOTEBOOKS]:
+            return match.group(0)  # a page of the site, or missing (then the site check reports it)
+        kind = "tree" if resolved.is_dir() else "blob"
+        url = f"https://github.com/{REPOSITORY}/{kind}/{BRANCH}/{resolved.relative_to(ROOT).as_posix()}"
+        return match.group(1) + url + ("#" + anchor if anchor else "") + match.group(3)
+
+    return LINK.sub(rewrite, text)
+
+
 def adapt_notebook(text: str, docname: str) -> str:
     nb = json.loads(text)
     name = Path(docname).name
@@ -77,13 +98,16 @@ def adapt_notebook(text: str, docname: str) -> str:
         cell["id"] = "site-links"
     nb["cells"].insert(0, cell)
     for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            cell["source"] = link_to_repository("".join(cell["source"]), "notebooks")
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"])
         cell["source"] = re.sub(r"(?m)^# NBVAL_\w+\n", "", source)
         for i, output in enumerate(cell.get("outputs", [])):
             if "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
-                cell["outputs"][i] = {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": WIDGET_NOTE}}
+                note = {"text/markdown": WIDGET_NOTE}
+                cell["outputs"][i] = {"output_type": "display_data", "metadata": {}, "data": note}
     nb["metadata"].pop("widgets", None)
     return json.dumps(nb)
 
@@ -91,7 +115,7 @@ def adapt_notebook(text: str, docname: str) -> str:
 def adapt_readme(text: str) -> str:
     # The navigation: the notebooks in order, after the home page.
     toctree = "\n".join(["", "```{toctree}", ":hidden:", ":caption: Notebooks", "", *NOTEBOOKS, "```", ""])
-    return text + toctree
+    return link_to_repository(text, ".") + toctree
 
 
 def adapt(app, docname: str, source: list[str]) -> None:

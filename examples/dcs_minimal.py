@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+
 @dataclasses.dataclass
 class Config:
     task: str = "sst2"  # sst2, rte, mrpc or qnli (see TASKS)

@@ -114,7 +114,8 @@ def check(site: Path, out: Path) -> list[str]:
             failures += [f"{page}: math not typeset: {text!r}" for text in report["untypeset"]]
             if report["mathErrors"]:
                 failures.append(f"{page}: {report['mathErrors']} MathJax error(s)")
-            failures += [f"{page}: request left the site: {url}" for url in report["resources"] if not url.startswith(base)]
+            outside = [url for url in report["resources"] if not url.startswith(base)]
+            failures += [f"{page}: request left the site: {url}" for url in outside]
             ids[page] = set(report["ids"])
             links += [(page, href, absolute) for href, absolute, _ in report["links"]]
             if page.startswith("notebooks/"):

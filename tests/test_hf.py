@@ -16,19 +16,19 @@ import sys
 import pytest
 import torch
 
+from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
+
+import dcs_lib.data
+from dcs_lib import losses, weighting
+from dcs_lib.data import load_task, subsample, tokenize
+from dcs_lib.errors import DCSError
+from dcs_lib.hf import DCSTrainer
+from dcs_lib.models import load_model
+from dcs_lib.tasks import get_task
+
+from .conftest import ROOT
+
 pytest.importorskip("accelerate", reason="the hf extra is not installed: pip install -e '.[hf]'")
-
-from transformers import AutoTokenizer, TrainerCallback, TrainingArguments  # noqa: E402
-
-import dcs_lib.data  # noqa: E402
-from dcs_lib import losses, weighting  # noqa: E402
-from dcs_lib.data import load_task, subsample, tokenize  # noqa: E402
-from dcs_lib.errors import DCSError  # noqa: E402
-from dcs_lib.hf import DCSTrainer  # noqa: E402
-from dcs_lib.models import load_model  # noqa: E402
-from dcs_lib.tasks import get_task  # noqa: E402
-
-from .conftest import ROOT  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,11 @@ def make_trainer(tmp_path, tiny_model, sst2, teacher, epochs=3, **options):
     args = TrainingArguments(
         str(tmp_path), num_train_epochs=epochs, per_device_train_batch_size=8, learning_rate=1e-3,
         report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True,
-    )  # fmt: skip
+    )
     return DCSTrainer(
         load_model(tiny_model, task), args, train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
         teacher_logits=teacher, **options,
-    )  # fmt: skip
+    )
 
 
 def random_teacher(n=40):
@@ -149,7 +149,7 @@ def test_weights_saved_and_restored_with_checkpoints(tmp_path, tiny_model, sst2)
 def readme_example() -> str:
     text = (ROOT / "README.md").read_text()
     section = text.split("## Already using the Trainer?", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
 
 
 @pytest.mark.filterwarnings("ignore:'pin_memory' argument")
@@ -183,7 +183,8 @@ train = tokenize(subsample(load_task(task, glue)["train"], 41, seed=3), tokenize
 args = TrainingArguments(out, num_train_epochs=3, per_device_train_batch_size=4, learning_rate=1e-3, report_to="none",
                          save_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True)
 teacher = torch.randn(41, 2, generator=torch.Generator().manual_seed(1))
-trainer = DCSTrainer(load_model(model, task), args, train_dataset=train, processing_class=tokenizer, teacher_logits=teacher)
+trainer = DCSTrainer(load_model(model, task), args, train_dataset=train, processing_class=tokenizer,
+                     teacher_logits=teacher)
 seen = []
 predict = trainer.student_logits
 trainer.student_logits = lambda: seen.append(predict()) or seen[-1]
@@ -200,9 +201,9 @@ def test_two_processes_compute_the_same_weights(tiny_model, glue, tmp_path):
     script.write_text(TWO_PROCESSES)
     subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-         str(script), tiny_model, str(glue), str(tmp_path)],  # fmt: skip
+         str(script), tiny_model, str(glue), str(tmp_path)],
         check=True, capture_output=True, timeout=300, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     assert torch.equal(ranks[0]["weights"], ranks[1]["weights"])
     assert len(ranks[0]["seen"]) == 2 and all(s.shape == (41, 2) for s in ranks[0]["seen"])

@@ -78,7 +78,7 @@ def test_whole_run_equals_library(minimal, glue, monkeypatch):
     class, and then student and teacher never disagree; here 3 and 9 of 48 examples do.
     """
     settings = dict(task="sst2", data_dir=str(glue), n_train=48, n_dev=32, max_length=24,
-                    epochs=3, teacher_epochs=1, batch_size=8, lr=3e-4, seed=1)  # fmt: skip
+                    epochs=3, teacher_epochs=1, batch_size=8, lr=3e-4, seed=1)
     updates, teachers = [], []
 
     class Recording(methods.Weighted):
@@ -112,7 +112,7 @@ def test_command_line_prints_epochs_and_weights(tiny_model, glue):
     out = subprocess.run(
         [sys.executable, str(EXAMPLE), "--task", "rte", "--n-train", "24", "--n-dev", "16", "--epochs", "2",
          "--teacher-epochs", "1", "--max-length", "32", "--batch-size", "8", "--model", tiny_model,
-         "--data-dir", str(glue)],  # fmt: skip
+         "--data-dir", str(glue)],
         capture_output=True, text=True, timeout=300, check=True,
     ).stdout
     assert "teacher: 1 epochs on 24 examples" in out
