@@ -3,7 +3,8 @@
 Every page: loads with no console error and no request leaving the local server; every image
 has loaded (naturalWidth > 0); every math element is typeset by MathJax without errors; every
 internal link resolves (file and #anchor). Every notebook page: an "Open in Colab" link and a
-"Download notebook" link that resolves. Saves screenshots of the first page and of notebook 02.
+"Download notebook" link that resolves. Saves screenshots of the first page and of notebook 02
+(its top, and where the live explorer is replaced by a note and the static figure).
 
     python scripts/site_check.py [--site build/site] [--out build/site-check]
 
@@ -135,6 +136,12 @@ def check(site: Path, out: Path) -> list[str]:
                 driver.save_screenshot(str(out / "first-page.png"))
             if page.startswith("notebooks/02_"):
                 driver.save_screenshot(str(out / "notebook-02.png"))
+                # where the live explorer was: the note, then the static figure
+                driver.execute_script(
+                    "const p = [...document.querySelectorAll('p, em')].find(e => e.textContent.includes('needs a running kernel'));"
+                    "if (p) { p.scrollIntoView(); window.scrollBy(0, -70); }"
+                )
+                driver.save_screenshot(str(out / "notebook-02-explorer.png"))
     finally:
         driver.quit()
         server.shutdown()
