@@ -8,8 +8,12 @@ PY := $(VENV)/bin/python
 # Set TORCH to install a specific build first, e.g. make demo TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?=
 ARGS ?=
+# A relative DCS_GLUE_DIR names a folder from here, the project root, for every target below.
+ifneq ($(DCS_GLUE_DIR),)
+export DCS_GLUE_DIR := $(abspath $(DCS_GLUE_DIR))
+endif
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean notebook notebooks sync
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +29,26 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	TQDM_DISABLE=1 DCS_SMOKE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest tests notebooks --nbval-lax $(ARGS)
+
+# Notebooks: notebooks/NN_name.py (Jupytext) is the source, NN_name.ipynb holds the outputs.
+#   make notebook NB=02   run one top to bottom in a fresh kernel, full mode, in place (see README)
+#   make notebooks        run all six in order (about 70 minutes on a 2-core CPU)
+#   make sync             re-pair .py and .ipynb after a hand edit of either (the newer one wins)
+NB ?=
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+notebook: $(VENV)/.installed
+	@test -n "$(NB)" || { echo "usage: make notebook NB=02"; exit 2; }
+	@test -f "$(wildcard notebooks/$(NB)_*.ipynb)" || { echo "no notebook notebooks/$(NB)_*.ipynb"; exit 2; }
+	$(VENV)/bin/jupytext --sync $(wildcard notebooks/$(NB)_*.ipynb)
+	TQDM_DISABLE=1 $(PY) -m dcs_lib.notebook $(wildcard notebooks/$(NB)_*.ipynb)
+	$(VENV)/bin/jupytext --sync $(wildcard notebooks/$(NB)_*.ipynb)
+
+notebooks: $(VENV)/.installed
+	@for nb in $(NOTEBOOKS); do $(MAKE) --no-print-directory notebook NB=$$(basename $$nb | cut -c1-2) || exit 1; done
+
+sync: $(VENV)/.installed
+	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
 
 # The course as a website (README + executed notebooks, outputs as committed) in build/site,
 # and its check in headless Chromium (Debian: apt-get install chromium chromium-driver).

@@ -25,55 +25,54 @@
 #
 # In this notebook you will
 #
-# - see what the four notebooks of the course cover and how long each takes;
+# - see what the six notebooks of the course cover and how long each takes;
 # - check your environment and the device the library will use;
 # - learn where the data and the model come from (no network needed);
 # - look at the GLUE tasks we use: their sizes, label balance, a few examples and token lengths.
 #
 #
-# **Run time.** Full run: 0.4 min on a 2-core laptop-class CPU; it trains almost nothing, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 0.7 min on a 2-core laptop-class CPU; it trains almost nothing, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and the
 # real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
 # clutter the page, and with torch on one CPU thread (`OMP_NUM_THREADS=1`), because another job kept
 # the second core busy; with another thread count or machine the last digits of the training results
 # can differ. Every number in the text was read off those outputs.
+#
+# <!-- constants: 2023 2312.07028 (the paper) -->
 
 # %% [markdown]
 # ## The course
 #
 # | Notebook | What it teaches | Full run, 2-core CPU | Single GPU |
 # |---|---|---|---|
-# | `00_setup` | environment, data, model, the GLUE tasks | 0.4 min | about the same |
+# | `00_setup` | environment, data, model, the GLUE tasks | 0.7 min | about the same |
 # | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE; a teacher and a KD student on RTE | 24.9 min | a few minutes (not measured here) |
 # | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; which RTE examples get up-weighted | 16.7 min | a few minutes (not measured here) |
 # | `03_dcs_end_to_end` | the whole method on RTE against vanilla fine-tuning and KD; the training loop, step by step | 27.4 min | a few minutes (not measured here) |
+# | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours | 0.9 min | about the same (it reads committed results) |
+# | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep; the speed benchmark | 2.3 min | about the same (it reads committed results) |
 #
 # Notebooks 01-03 share one teacher: its logits on the training set are cached on disk under
 # `runs/notebooks/cache/` the first time a notebook trains it, and the others load them. Whichever of
-# the three runs first trains it, about 6-8 minutes more on a 2-core CPU. The times above include
-# training it for 02 and 01 (their full runs each trained it: 6.4 and 7.5 min), not for 03.
+# the three runs first trains it takes 6.4 to 7.5 minutes more on a 2-core CPU. The times above
+# include training it for 02 and 01 (their full runs each trained it: 6.4 and 7.5 min), not for 03.
+# Notebooks 04 and 05 train nothing but a toy grid: they read the records of the GLUE runs from
+# `data/results/`.
+#
+# <!-- from 01_kd_basics: 24.9 7.5 -->
+# <!-- from 02_sample_reweighting: 16.7 -->
+# <!-- from 03_dcs_end_to_end: 27.4 6.4 -->
+# <!-- from 04_glue_runs: 0.9 -->
+# <!-- from 05_ablations: 2.3 -->
 #
 # The method has parts the paper states and parts it leaves open; where it leaves them open we chose,
 # and every notebook says which is which. In short:
 
-# %% [markdown]
-# | Piece of DCS | Where it comes from |
-# |---|---|
-# | The teacher is the same pretrained checkpoint, fine-tuned on the task | the paper |
-# | The student starts again from the pretrained checkpoint | the paper |
-# | Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
-# | Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
-# | Teacher trained for 2 epochs | our reading |
-# | The student's first epoch is plain CE (no teacher, no weights) | our reading |
-# | "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
-# | Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
-# | Weights accumulate across epochs | our reading |
-# | After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
-# | $\alpha = 0.5$, $T = 2$ | our reading |
-# | The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
-#
-# Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
+# %%
+from dcs_lib.notebook import paper_vs_ours
+
+paper_vs_ours()  # the same table for every notebook, kept in dcs_lib/notebook.py
 
 # %% [markdown]
 # ## Parameters
@@ -86,17 +85,18 @@
 import os
 from pathlib import Path
 
+from dcs_lib.notebook import glue_dir
+
 SMOKE = os.environ.get("DCS_SMOKE") == "1"
 TASK_NAMES = ["rte", "mrpc", "cola", "sst2"]  # the GLUE tasks whose files are here
 LENGTH_SAMPLE = 300 if SMOKE else None  # None: token lengths of every example
 SEED = 42
 
-# GLUE files in the glue_data layout: $DCS_GLUE_DIR, else a copy beside the project,
-# else None, which makes dcs_lib download the task from the Hugging Face hub.
-_local = Path("..") / ".." / "shared" / "data" / "glue"
-DATA_DIR = os.environ.get("DCS_GLUE_DIR") or (str(_local) if _local.is_dir() else None)
+# GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
+# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+DATA_DIR = glue_dir()
 
-print(f"SMOKE = {SMOKE}")
+print(f"SMOKE = {SMOKE}, seed {SEED}")
 
 # %% [markdown]
 # ## Environment and device
@@ -107,27 +107,17 @@ print(f"SMOKE = {SMOKE}")
 # the versions; your numbers will differ from the ones below, which is why this cell is not checked.
 
 # %%
-import datasets
-import transformers
+from dcs_lib.notebook import quiet_libraries
 
-# The libraries' own progress bars and load reports would bury the outputs.
-transformers.logging.set_verbosity_error()
-datasets.disable_progress_bars()
+quiet_libraries()  # the progress bars and load reports of transformers and datasets would bury the outputs
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import platform
-
 import torch
 
-import dcs_lib
-from dcs_lib.train import amp_dtype, pick_device
+from dcs_lib.notebook import show_environment
 
-DEVICE = pick_device()
-print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-      f"datasets {datasets.__version__}, dcs_lib {dcs_lib.__version__}")
-print(f"device: {DEVICE}, mixed precision: {amp_dtype(DEVICE) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
-print("data:", DATA_DIR or "Hugging Face hub")
+DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
 
 # %% [markdown]
 # ## Where the data comes from
@@ -171,7 +161,8 @@ tokenizer = load_tokenizer("bundled-minilm")
 seed_everything(SEED)
 model = load_model("bundled-minilm", rte)
 n_params = sum(p.numel() for p in model.parameters())
-print(f"{type(model).__name__}: {n_params / 1e6:.1f}M parameters")
+print(f"{type(model).__name__}: {model.config.num_hidden_layers} layers, {model.config.hidden_size} wide, "
+      f"{n_params / 1e6:.1f}M parameters")
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -41,25 +41,11 @@
 #
 # The paper states the idea: examples on which student and teacher disagree get more weight,
 # AdaBoost-style, on top of the $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}$ loss. It does not
-# pin down every detail of the update, so the rest is our reading, each an option you can change:
-
-# %% [markdown]
-# | Piece of DCS | Where it comes from |
-# |---|---|
-# | The teacher is the same pretrained checkpoint, fine-tuned on the task | the paper |
-# | The student starts again from the pretrained checkpoint | the paper |
-# | Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
-# | Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
-# | Teacher trained for 2 epochs | our reading |
-# | The student's first epoch is plain CE (no teacher, no weights) | our reading |
-# | "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
-# | Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
-# | Weights accumulate across epochs | our reading |
-# | After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
-# | $\alpha = 0.5$, $T = 2$ | our reading |
-# | The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
+# pin down every detail of the update, so the rest is our reading.
 #
-# Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
+# The table of every piece, the paper's and ours, is in notebook 00 ([00_setup](00_setup.ipynb),
+# "The course"); `dcs_lib.notebook.paper_vs_ours()` shows it in any notebook. Every "our reading" is
+# an option of `dcs_lib.methods.RunConfig`, so you can change it.
 
 # %% [markdown]
 # ## Parameters
@@ -67,6 +53,8 @@
 # %%
 import os
 from pathlib import Path
+
+from dcs_lib.notebook import glue_dir
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, short training
 SEED = 42
@@ -78,10 +66,9 @@ TEACHER_EPOCHS = 1 if SMOKE else 2
 LAM, STEP = 1.0, "fixed"  # the weight update
 CLIP_MIN, CLIP_MAX = 0.1, 10.0
 
-# GLUE files in the glue_data layout: $DCS_GLUE_DIR, else a copy beside the project,
-# else None, which makes dcs_lib download the task from the Hugging Face hub.
-_local = Path("..") / ".." / "shared" / "data" / "glue"
-DATA_DIR = os.environ.get("DCS_GLUE_DIR") or (str(_local) if _local.is_dir() else None)
+# GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
+# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+DATA_DIR = glue_dir()
 
 CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
 RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
@@ -89,27 +76,17 @@ RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
 print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
 
 # %%
-import datasets
-import transformers
+from dcs_lib.notebook import quiet_libraries
 
-# The libraries' own progress bars and load reports would bury the outputs.
-transformers.logging.set_verbosity_error()
-datasets.disable_progress_bars()
+quiet_libraries()  # the progress bars and load reports of transformers and datasets would bury the outputs
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import platform
-
 import torch
 
-import dcs_lib
-from dcs_lib.train import amp_dtype, pick_device
+from dcs_lib.notebook import show_environment
 
-DEVICE = pick_device()
-print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-      f"datasets {datasets.__version__}, dcs_lib {dcs_lib.__version__}")
-print(f"device: {DEVICE}, mixed precision: {amp_dtype(DEVICE) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
-print("data:", DATA_DIR or "Hugging Face hub")
+DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
 
 # %% [markdown]
 # ## 1. The AdaBoost intuition
@@ -167,6 +144,8 @@ print(f"share of weight on the two missed examples: {w_next[missed.bool()].sum()
 # interfere: clip after dividing by the mean and the mean is no longer 1. We find the scale $s$ with
 # $\mathrm{mean}(\mathrm{clip}(s\,w)) = 1$ by bisection; the clipped mean grows with $s$, so this
 # converges.
+#
+# <!-- constants: 1.73 (the square root of 3) -->
 
 # %%
 def dcs_update(weights, disagree, lam=1.0, step="fixed", clip_min=0.1, clip_max=10.0):
@@ -190,6 +169,8 @@ def dcs_update(weights, disagree, lam=1.0, step="fixed", clip_min=0.1, clip_max=
 # AdaBoost step is smaller here: with 30% discordant it is $\tfrac12 \ln\tfrac{0.7}{0.3} \approx 0.42$,
 # a ratio of $e^{0.42} \approx 1.53$. The last line shows clipping at work: a
 # tight `clip_max` caps the raised weights, and the mean is still 1.
+#
+# <!-- constants: 0.42 1.53 (one half of ln(0.7/0.3), and e to that power) -->
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -244,6 +225,8 @@ print({k: round(v, 4) for k, v in weight_stats(update_weights(w0, d), d).items()
 # The function below applies the update epoch after epoch and returns the weights. With a live kernel
 # the sliders redraw the plot; below them, a static figure shows a few settings so the notebook reads
 # well without one.
+#
+# <!-- constants: 15 (the size of the group, set in the code below) -->
 
 # %%
 import matplotlib.pyplot as plt
@@ -332,7 +315,7 @@ plt.show()
 #
 # 1. **Fixed step, accumulating.** Each discordant epoch multiplies a weight by $e$ before rescaling.
 #    The stubborn examples reach the clip at 10 after five updates; the corrected ones stop rising
-#    once they are learnt and keep most of what they gained; the easy majority sinks to about 0.15 to
+#    once they are learnt and keep most of what they gained; the easy majority sinks well below 1 to
 #    keep the mean at 1. The ESS falls below 0.2: the loss then rests on a fifth of the data.
 # 2. **AdaBoost step.** The step follows the weighted disagreement $\varepsilon$: at first 20%
 #    disagree and the step is $\tfrac12 \ln 4 \approx 0.69$, smaller than the fixed 1. When the
@@ -351,6 +334,8 @@ plt.show()
 # seed, load the student, build the `Weighted` objective that `run` uses for DCS, and hand it to `fit`.
 # A small subclass records, at each update, the weights and the student's predictions on the training
 # set. With the same seed and settings this is the DCS run of notebook 03, number for number.
+#
+# <!-- constants: 10 (the clip limit) -->
 
 # %%
 import dataclasses
@@ -520,7 +505,7 @@ print("record saved to", RESULTS.relative_to(Path("..")))
 # ### What happened
 #
 #
-# The teacher is weak: after two epochs it scores 55.96 on dev (the majority class scores 52.71) and
+# The teacher is weak: after two epochs it scores 55.96 on dev (the majority class scores 52.7, notebook 00) and
 # 66.27% on its own training set, with probabilities close to one half (about 0.53-0.55 on the
 # examples shown above). That shapes everything DCS does with it.
 #
@@ -547,6 +532,10 @@ print("record saved to", RESULTS.relative_to(Path("..")))
 # epochs, a larger model) or a method that reweights by disagreement with the gold label (`reweight`)
 # are the natural things to try next, and the exercises start on that.
 #
+#
+# <!-- from 00_setup: 52.7 -->
+#
+# <!-- constants: 10 (the clip limit) -->
 
 # %% [markdown]
 # ## Summary
@@ -568,6 +557,8 @@ print("record saved to", RESULTS.relative_to(Path("..")))
 #    AdaBoost step do, and why?
 # 3. On RTE, what share of the up-weighted examples are ones the teacher itself gets wrong? What does
 #    that suggest about using the teacher's disagreement as the signal?
+#
+# <!-- constants: 0.1 10 (the clip limits) -->
 
 # %% [markdown]
 # ## Solutions

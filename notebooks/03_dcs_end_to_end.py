@@ -41,34 +41,24 @@
 
 # %% [markdown]
 # ## What is the paper's and what is ours
-
-# %% [markdown]
-# | Piece of DCS | Where it comes from |
-# |---|---|
-# | The teacher is the same pretrained checkpoint, fine-tuned on the task | the paper |
-# | The student starts again from the pretrained checkpoint | the paper |
-# | Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
-# | Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
-# | Teacher trained for 2 epochs | our reading |
-# | The student's first epoch is plain CE (no teacher, no weights) | our reading |
-# | "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
-# | Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
-# | Weights accumulate across epochs | our reading |
-# | After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
-# | $\alpha = 0.5$, $T = 2$ | our reading |
-# | The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
 #
-# Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
+# The table of every piece, the paper's and ours, is in notebook 00 ([00_setup](00_setup.ipynb),
+# "The course"); `dcs_lib.notebook.paper_vs_ours()` shows it in any notebook. Every "our reading" is
+# an option of `dcs_lib.methods.RunConfig`, so you can change it.
 
 # %% [markdown]
 # ## Parameters
 #
 # The defaults are `RunConfig`'s: 3 student epochs, batch size 32, learning rate 5e-5 with 10% warm-up
 # and linear decay, AdamW with weight decay 0.01, inputs cut at 128 tokens, a 2-epoch teacher.
+#
+# <!-- constants: 32 0.01 (RunConfig's defaults) -->
 
 # %%
 import os
 from pathlib import Path
+
+from dcs_lib.notebook import glue_dir
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, short training
 SEED = 42
@@ -79,10 +69,9 @@ EPOCHS = 2 if SMOKE else 3
 TEACHER_EPOCHS = 1 if SMOKE else 2
 METHODS = ["vanilla", "kd", "dcs"]
 
-# GLUE files in the glue_data layout: $DCS_GLUE_DIR, else a copy beside the project,
-# else None, which makes dcs_lib download the task from the Hugging Face hub.
-_local = Path("..") / ".." / "shared" / "data" / "glue"
-DATA_DIR = os.environ.get("DCS_GLUE_DIR") or (str(_local) if _local.is_dir() else None)
+# GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
+# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+DATA_DIR = glue_dir()
 
 CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
 RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
@@ -90,27 +79,17 @@ RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
 print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
 
 # %%
-import datasets
-import transformers
+from dcs_lib.notebook import quiet_libraries
 
-# The libraries' own progress bars and load reports would bury the outputs.
-transformers.logging.set_verbosity_error()
-datasets.disable_progress_bars()
+quiet_libraries()  # the progress bars and load reports of transformers and datasets would bury the outputs
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import platform
-
 import torch
 
-import dcs_lib
-from dcs_lib.train import amp_dtype, pick_device
+from dcs_lib.notebook import show_environment
 
-DEVICE = pick_device()
-print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-      f"datasets {datasets.__version__}, dcs_lib {dcs_lib.__version__}")
-print(f"device: {DEVICE}, mixed precision: {amp_dtype(DEVICE) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
-print("data:", DATA_DIR or "Hugging Face hub")
+DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
 
 # %% [markdown]
 # ## 1. Data
@@ -210,6 +189,8 @@ table.round(2)
 # Learning curves on dev, per epoch, with the teacher as a dashed line; on the right, DCS's weights.
 # One dev example is worth 0.36 points on RTE, so differences of a point or two are a handful of
 # examples.
+#
+# <!-- derived: 0.36 = 100 / 277 -->
 
 # %%
 import matplotlib.pyplot as plt
@@ -256,6 +237,10 @@ plt.show()
 # appear. It does not show that DCS fails with stronger teachers, larger models or more seeds; the
 # library's `grid` command and `report` (with paired differences over seeds) are there to test that.
 #
+#
+# <!-- derived: 2.89 = 58.48 - 55.60 -->
+#
+# <!-- from 02_sample_reweighting: 247 352 -->
 
 # %% [markdown]
 # ## 5. Inside the training loop
@@ -327,6 +312,10 @@ pd.DataFrame({"tokens per epoch": cost, "vs no padding": {k: round(v / lengths.s
 # to 128 anyway. Grouping by length brings the cost down to 1.02 times the real tokens, about half of
 # what fixed padding costs; on a CPU, where time grows with the number of tokens, that is most of the
 # saving. (In smoke mode the numbers differ: there are only 64 examples.)
+#
+# <!-- from 00_setup: 12.2 -->
+#
+# <!-- constants: 32 0.878 98 64 (the batch size; 1 - 0.122; the chance that 32 pairs hold a long one; the examples of smoke mode) -->
 
 # %% [markdown]
 # ### Cached teacher logits

@@ -41,24 +41,10 @@
 
 # %% [markdown]
 # ## What is the paper's and what is ours
-
-# %% [markdown]
-# | Piece of DCS | Where it comes from |
-# |---|---|
-# | The teacher is the same pretrained checkpoint, fine-tuned on the task | the paper |
-# | The student starts again from the pretrained checkpoint | the paper |
-# | Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
-# | Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
-# | Teacher trained for 2 epochs | our reading |
-# | The student's first epoch is plain CE (no teacher, no weights) | our reading |
-# | "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
-# | Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
-# | Weights accumulate across epochs | our reading |
-# | After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
-# | $\alpha = 0.5$, $T = 2$ | our reading |
-# | The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
 #
-# Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
+# The table of every piece, the paper's and ours, is in notebook 00 ([00_setup](00_setup.ipynb),
+# "The course"); `dcs_lib.notebook.paper_vs_ours()` shows it in any notebook. Every "our reading" is
+# an option of `dcs_lib.methods.RunConfig`, so you can change it.
 
 # %% [markdown]
 # ## Parameters
@@ -70,40 +56,31 @@
 import os
 from pathlib import Path
 
+from dcs_lib.notebook import glue_dir
+
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: the demonstration grid on fewer examples
 DEMO_N_TRAIN = 32 if SMOKE else 128  # training examples in the demonstration grid
 DEMO_EPOCHS = 2
 
-# GLUE files in the glue_data layout: $DCS_GLUE_DIR, else a copy beside the project,
-# else None, which makes dcs_lib download the task from the Hugging Face hub.
-_local = Path("..") / ".." / "shared" / "data" / "glue"
-DATA_DIR = os.environ.get("DCS_GLUE_DIR") or (str(_local) if _local.is_dir() else None)
+# GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
+# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+DATA_DIR = glue_dir()
 
 DEMO_DIR = Path("..") / "runs" / "notebooks" / ("04-smoke" if SMOKE else "04")
 print(f"SMOKE = {SMOKE}, demonstration grid: {DEMO_N_TRAIN} RTE examples, {DEMO_EPOCHS} epochs")
 
 # %%
-import datasets
-import transformers
+from dcs_lib.notebook import quiet_libraries
 
-# The libraries' own progress bars and load reports would bury the outputs.
-transformers.logging.set_verbosity_error()
-datasets.disable_progress_bars()
+quiet_libraries()  # the progress bars and load reports of transformers and datasets would bury the outputs
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import platform
-
 import torch
 
-import dcs_lib
-from dcs_lib.train import amp_dtype, pick_device
+from dcs_lib.notebook import show_environment
 
-DEVICE = pick_device()
-print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-      f"datasets {datasets.__version__}, dcs_lib {dcs_lib.__version__}")
-print(f"device: {DEVICE}, mixed precision: {amp_dtype(DEVICE) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
-print("data:", DATA_DIR or "Hugging Face hub")
+DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
 
 # %% [markdown]
 # ## 1. The protocol, fixed before any dev score was seen
@@ -124,24 +101,13 @@ print("data:", DATA_DIR or "Hugging Face hub")
 # learning rate would decay sooner.
 
 # %%
-import tomllib
-
-from dcs_lib.experiments import load_results, read_grid, run_id
+from dcs_lib.experiments import load_results, read_grid
+from dcs_lib.notebook import committed_results
 
 RESULTS = Path("..") / "data" / "results"
-glue_records = load_results(RESULTS / "glue" / "runs.jsonl")
-grid_configs = read_grid(RESULTS / "glue" / "grid.toml")
-grid_base = tomllib.loads((RESULTS / "glue" / "grid.toml").read_text())["base"]
-# every record was produced from the committed grid file: its run id is one of the grid's
-assert {r["run_id"] for r in glue_records} <= {run_id(c) for c in grid_configs}
-# a setting repeated in several blocks (lam = 1 is also the default of the quality runs) is one run
-planned_runs = {run_id(c) for c in grid_configs}
-print(f"{len(glue_records)} of the grid's {len(planned_runs)} distinct runs are finished; devices:",
-      sorted({r["device"] for r in glue_records}))
-# a few of those runs repeated on a CPU in float32, to see what the device alone does
-cpu_repeats = load_results(RESULTS / "glue" / "cpu-repeats.jsonl")
-assert {r["run_id"] for r in cpu_repeats} <= {r["run_id"] for r in glue_records}
-print("protocol ([base] of the grid file):", grid_base)
+# the grid's records (each checked to come from the committed grid file), the grid, its [base]
+# settings, and the runs repeated on a CPU in float32 to see what the device alone does
+glue_records, grid_configs, grid_base, cpu_repeats = committed_results(RESULTS)
 
 # %%
 from dcs_lib.report import choose_schedule, epoch_scores
@@ -207,6 +173,8 @@ display(table)
 # method sees the same seeds, the fairer comparison is **paired**: for each seed, DCS minus vanilla,
 # then the mean of those differences with a bootstrap 95% interval (10,000 resamples of the seeds).
 # An interval that contains 0 means these runs cannot tell the two methods apart.
+#
+# <!-- constants: 10,000 (the bootstrap's resamples, dcs_lib.report) -->
 
 # %%
 rows = []
@@ -332,8 +300,8 @@ display(by_device.round(2))
 # epoch and -0.88 at the last, against the paper's "over 2 points" on average.
 #
 # **Neither ingredient helps on its own either.** KD (the teacher's soft labels, uniform weights)
-# trails vanilla on RTE at the best epoch by 1.37 points (interval -2.38 to -0.07), on CoLA by 1.32
-# and on SST-2 by 0.94 (-1.42 to -0.41). Reweighting against the gold labels without a teacher is the
+# trails vanilla on RTE at the best epoch by 1.37 points, on CoLA by 1.32 and on SST-2 by 0.94 (the
+# means in the table above). Reweighting against the gold labels without a teacher is the
 # weakest method on RTE (56.10 best, 54.37 last), level with vanilla on MRPC, and the only method
 # level with vanilla on SST-2 (+0.23 at the best epoch, -0.30 at the last). On CoLA it has the best
 # mean of the four (31.00 best, 28.62 last), but that is the device: it ran on the CPU, and CoLA's
@@ -364,6 +332,10 @@ display(by_device.round(2))
 # DCS - vanilla is -0.34 (seeds 1-3) where the GPU gave +0.90. Read the intervals above as "no gain
 # shown on this setup", not as a precise loss.
 #
+#
+# <!-- from 05_ablations: 4,000 0.90 -->
+#
+# <!-- derived: 1.37 = 59.28 - 57.91; 1.32 = 28.46 - 27.15; 0.94 = 83.23 - 82.29; 0.30 = 83.19 - 82.89 -->
 
 # %% [markdown]
 # ## 4. The mechanics: a grid of two runs

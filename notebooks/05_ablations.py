@@ -28,7 +28,7 @@
 # - where the time goes in a DCS run, and how the library's loop compares with the usual tools.
 #
 #
-# **Run time.** Full run: 0.9 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 2.3 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
 # the text was read off those outputs.
@@ -43,23 +43,10 @@
 # %% [markdown]
 # ## What is the paper's and what is ours
 
-# %% [markdown]
-# | Piece of DCS | Where it comes from |
-# |---|---|
-# | The teacher is the same pretrained checkpoint, fine-tuned on the task | the paper |
-# | The student starts again from the pretrained checkpoint | the paper |
-# | Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
-# | Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
-# | Teacher trained for 2 epochs | our reading |
-# | The student's first epoch is plain CE (no teacher, no weights) | our reading |
-# | "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
-# | Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
-# | Weights accumulate across epochs | our reading |
-# | After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
-# | $\alpha = 0.5$, $T = 2$ | our reading |
-# | The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
-#
-# Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
+# %%
+from dcs_lib.notebook import paper_vs_ours
+
+paper_vs_ours()  # the same table for every notebook, kept in dcs_lib/notebook.py
 
 # %% [markdown]
 # ## Parameters
@@ -68,60 +55,40 @@
 import os
 from pathlib import Path
 
+from dcs_lib.notebook import glue_dir
+
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: the demonstration grid on fewer examples
 DEMO_N_TRAIN = 32 if SMOKE else 128
 
-# GLUE files in the glue_data layout: $DCS_GLUE_DIR, else a copy beside the project,
-# else None, which makes dcs_lib download the task from the Hugging Face hub.
-_local = Path("..") / ".." / "shared" / "data" / "glue"
-DATA_DIR = os.environ.get("DCS_GLUE_DIR") or (str(_local) if _local.is_dir() else None)
+# GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
+# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+DATA_DIR = glue_dir()
 
 DEMO_DIR = Path("..") / "runs" / "notebooks" / ("05-smoke" if SMOKE else "05")
 ABLATION_TASKS, ABLATION_SEEDS = ["rte", "mrpc"], [1, 2, 3]
 print(f"SMOKE = {SMOKE}")
 
 # %%
-import datasets
-import transformers
+from dcs_lib.notebook import quiet_libraries
 
-# The libraries' own progress bars and load reports would bury the outputs.
-transformers.logging.set_verbosity_error()
-datasets.disable_progress_bars()
+quiet_libraries()  # the progress bars and load reports of transformers and datasets would bury the outputs
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import platform
-
 import torch
 
-import dcs_lib
-from dcs_lib.train import amp_dtype, pick_device
+from dcs_lib.notebook import show_environment
 
-DEVICE = pick_device()
-print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-      f"datasets {datasets.__version__}, dcs_lib {dcs_lib.__version__}")
-print(f"device: {DEVICE}, mixed precision: {amp_dtype(DEVICE) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
-print("data:", DATA_DIR or "Hugging Face hub")
+DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
 
 # %%
-import tomllib
-
-from dcs_lib.experiments import load_results, read_grid, run_id
+from dcs_lib.experiments import load_results, read_grid
+from dcs_lib.notebook import committed_results
 
 RESULTS = Path("..") / "data" / "results"
-glue_records = load_results(RESULTS / "glue" / "runs.jsonl")
-grid_configs = read_grid(RESULTS / "glue" / "grid.toml")
-grid_base = tomllib.loads((RESULTS / "glue" / "grid.toml").read_text())["base"]
-# every record was produced from the committed grid file: its run id is one of the grid's
-assert {r["run_id"] for r in glue_records} <= {run_id(c) for c in grid_configs}
-# a setting repeated in several blocks (lam = 1 is also the default of the quality runs) is one run
-planned_runs = {run_id(c) for c in grid_configs}
-print(f"{len(glue_records)} of the grid's {len(planned_runs)} distinct runs are finished; devices:",
-      sorted({r["device"] for r in glue_records}))
-# a few of those runs repeated on a CPU in float32, to see what the device alone does
-cpu_repeats = load_results(RESULTS / "glue" / "cpu-repeats.jsonl")
-assert {r["run_id"] for r in cpu_repeats} <= {r["run_id"] for r in glue_records}
-print("protocol ([base] of the grid file):", grid_base)
+# the grid's records (each checked to come from the committed grid file), the grid, its [base]
+# settings, and the runs repeated on a CPU in float32 to see what the device alone does
+glue_records, grid_configs, grid_base, cpu_repeats = committed_results(RESULTS)
 
 # %% [markdown]
 # ## 1. One knob at a time
@@ -185,6 +152,37 @@ columns = ["setting", "task", "value", "seeds", "best", "final", "device"]
 display(pd.concat(rows)[columns].set_index(["setting", "task", "value"]))
 
 # %% [markdown]
+# Seed by seed, what the discussion below quotes: each run's last-epoch score, its difference to the
+# default DCS run of the same task and seed (on the GPU for the defaults), its teacher's score on dev
+# and on its own training set, and its weights after the last update (ESS and largest weight).
+
+# %%
+def score(scores, metric):
+    return 100 * scores[metric] if scores else None
+
+
+rows = []
+for key in ABLATION_KEYS:
+    for r in glue_records:
+        if (r["method"] != "dcs" or r["config"]["n_train"] is not None or r["task"] not in ABLATION_TASKS
+                or r["seed"] not in ABLATION_SEEDS or not set(changed_settings(r)) <= {key}):
+            continue
+        metric, weights, teacher = r["metric"], r["epochs"][-1].get("weights") or {}, r["teacher"]
+        rows.append({"setting": key, "task": r["task"], "value": str(r["config"][key]), "seed": r["seed"],
+                     "default": not changed_settings(r), "device": r["device"].split(" ")[0],
+                     # an untrained teacher (teacher_epochs=0) has no scores
+                     "final": 100 * r["final"][metric], "teacher dev": score(teacher.get("final"), metric),
+                     "teacher train": score(teacher.get("train"), metric),
+                     "ESS": weights.get("ess"), "max weight": weights.get("max")})
+seeds = pd.DataFrame(rows)
+default_final = seeds[seeds.default].groupby(["setting", "task", "seed"]).final.first()
+seeds["vs default"] = seeds.final - default_final.reindex(pd.MultiIndex.from_frame(seeds[["setting", "task", "seed"]])).values
+per_seed = seeds.pivot_table(index=["setting", "task", "value"], columns="seed", aggfunc="first",
+                             values=["final", "vs default", "teacher dev", "teacher train", "ESS", "max weight"])
+with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
+    display(per_seed[["final", "vs default", "teacher dev", "teacher train", "ESS", "max weight"]].round(2))
+
+# %% [markdown]
 #
 # Three seeds per point, and on RTE the seeds of one setting spread over 2 to 5 points, so only large
 # effects can be read here. (A bootstrap interval over three pairs, as in the solutions, is too
@@ -226,9 +224,9 @@ display(pd.concat(rows)[columns].set_index(["setting", "task", "value"]))
 #   the disagreement from the epoch's own training logits (`"train"`, no extra pass) gives 57.28
 #   (59.57, 58.12, 54.15) against the default's 58.00: within the seed spread, so the cheaper source
 #   costs nothing measurable. The two readings that keep the weights flatter do as well as the default
-#   or better, on average: the AdaBoost step 58.72 (62.45, 56.68, 57.04; seed by seed +3.24, +1.08 and
+#   or better, on average: the AdaBoost step 58.72 (62.45, 56.68, 57.04; seed by seed +3.25, +1.08 and
 #   -2.17 against the default), and weights recomputed each epoch instead of accumulated 58.60 (62.09,
-#   57.04, 56.68; +2.88, +1.44 and -2.53). Against vanilla's 58.24 they are +0.48 and +0.36, the only
+#   57.04, 56.68; +2.89, +1.44 and -2.53). Against vanilla's 58.24 they are +0.48 and +0.36, the only
 #   DCS settings ahead of vanilla on RTE, by far less than the seed spread. By the last update their
 #   mean ESS is 0.52-0.82 and their largest weight 1.8-4.8, against 0.19-0.35 and 5.1-8.6 for the
 #   default (0.31-0.33 and the clip limit of 10 with the train source). Like $\lambda$, they hint
@@ -240,13 +238,17 @@ display(pd.concat(rows)[columns].set_index(["setting", "task", "value"]))
 #   RTE).
 #
 # **On MRPC the default's lead is the GPU's.** No other setting reaches the default's 86.69 at the
-# last epoch (the nearest is $\lambda = 0.5$, 86.24), but the margin comes mostly from seed 1, and
+# last epoch (the nearest is $\lambda = 0.5$, 86.25), but the margin comes mostly from seed 1, and
 # seed 1 is where the device moves a run most: repeated on the CPU, the default scores 85.21 (84.53 on
 # seed 1), level with every setting that ran on the CPU (84.74 to 85.52). On the GPU the other
 # $\lambda$ values and $\alpha = 0.3$ lie 0.45 to 1.44 points under the default, again mostly on
 # seed 1; on seeds 2 and 3 every setting lies within about a point of it. The next section shows the
 # repeat.
 #
+#
+# <!-- derived: 4.45 = 58.00 - 53.55; 0.48 = 58.72 - 58.24; 0.36 = 58.60 - 58.24 -->
+#
+# <!-- constants: 81.2 (F1 of predicting "paraphrase" for all 408 MRPC dev pairs, 279 of them paraphrases) -->
 
 # %% [markdown]
 # ### Does the device move the result?
@@ -307,6 +309,12 @@ display(by_device.round(2))
 # (57.04, 56.32, 57.04 against 55.96, 57.04, 57.40 for seeds 1-3), and only effects of several points,
 # like the untrained teacher's 4.45 or $\lambda = 5$'s six, stand clear of what the device can do.
 #
+#
+# <!-- from 00_setup: 3,668 -->
+#
+# <!-- from 04_glue_runs: 2.6 -->
+#
+# <!-- derived: 4.45 = 58.00 - 53.55 -->
 
 # %% [markdown]
 # ## 2. Data size: SST-2 from 500 to 4,000 examples
@@ -335,6 +343,11 @@ table = pd.DataFrame({
     "device": sizes.groupby("n_train").device.agg(lambda d: ", ".join(sorted(set(d)))),
 })
 display(table.reindex(planned_sizes).round(2))
+# seed by seed, the last-epoch score of each method and DCS - vanilla
+by_seed = sizes.pivot_table(index="n_train", columns=["method", "seed"], values="final")
+by_seed = pd.concat({m: by_seed[m] for m in ("vanilla", "dcs")} | {"dcs - vanilla": by_seed["dcs"] - by_seed["vanilla"]},
+                    axis=1)
+display(by_seed.round(2))
 fig, ax = plt.subplots(figsize=(4.5, 3))
 for method in ("vanilla", "dcs"):
     stats = sizes[sizes.method == method].groupby("n_train").final.mean().reindex(planned_sizes)
@@ -367,6 +380,8 @@ fig.tight_layout()
 # fresh process per configuration and prints samples per second, the ratio to the default `Trainer`,
 # peak memory and padding efficiency (real tokens / tokens processed). The figures below were measured
 # on this 2-core CPU (float32, two threads) and are read from `data/results/speed/cpu.txt`.
+#
+# <!-- constants: 512 (the benchmark's setting, benchmarks/speed.py) -->
 
 # %%
 import json
@@ -405,6 +420,15 @@ print("\n".join(line for line in speed_text.splitlines() if line.startswith(("me
 
 # %%
 print((RESULTS / "gpu" / "gpu-check-h200.txt").read_text())
+
+# %%
+# How long a 5-epoch run took on the GPU during the grid (twelve runs sharing it), from the records' wall_s,
+# and how busy nvidia-smi saw the GPU meanwhile
+on_gpu = runs_frame([r for r in glue_records if r["device"].startswith("cuda") and r["config"]["n_train"] is None])
+display(on_gpu.groupby(["task", "method"]).wall_s.agg(["min", "max"]).round(0).unstack("method"))
+busy = pd.read_csv(RESULTS / "gpu" / "utilisation-h200.csv", skipinitialspace=True)
+busy = busy["utilization.gpu [%]"].str.rstrip(" %").astype(int)
+print("nvidia-smi, GPU busy (%) in each 10-second sample, and how many samples:", busy.value_counts().sort_index().to_dict())
 
 # %% [markdown]
 # ## 4. The mechanics: an ablation grid of two runs
@@ -450,7 +474,7 @@ for r in demo:
 # - Every ablation is complete on both tasks (three seeds). The default
 #   ($\lambda = 1$, $\alpha = 0.5$, $T = 2$) has the best mean of $\lambda$, $\alpha$ and $T$ on
 #   both, but on RTE $\alpha$ and $T$ move the score by less than the spread between seeds, and on
-#   MRPC the default's margin (86.69 against 85.18-86.24) is the GPU's: repeated on the CPU the
+#   MRPC the default's margin (86.69 against 85.18-86.25) is the GPU's: repeated on the CPU the
 #   default scores 85.21, level with every setting run there. Strong reweighting hurts (RTE 52.23 at
 #   $\lambda = 5$ against vanilla's 58.24).
 # - With the teacher trained for 0, 1, 2 and 3 epochs, DCS on RTE scores 53.55, 57.16, 58.00 and 58.12
@@ -483,6 +507,10 @@ for r in demo:
 #    head. What will its soft labels look like, and what should DCS do with them?
 #
 # ## Solutions
+#
+# <!-- constants: 7.4 (e squared) -->
+#
+# <!-- derived: 4.45 = 58.00 - 53.55; 0.48 = 58.72 - 58.24; 0.36 = 58.60 - 58.24 -->
 
 # %%
 # 1. Paired differences to the default, per setting, relabelled as "methods".

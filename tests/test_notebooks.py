@@ -66,11 +66,32 @@ def test_no_volatile_metadata(name):
         assert "ExecuteTime" not in cell.metadata, f"{name}: cell {i} keeps execution timings"
 
 
+def quoted_run_times(text: str, name: str) -> list[float]:
+    """Run times that a table row for ``name`` quotes: ``| `name` | ... | 24.9 min |``."""
+    rows = [line for line in text.splitlines() if line.startswith(f"| `{name}")]
+    return [float(m) for row in rows for m in re.findall(r"\| (\d+(?:\.\d+)?) min\b", row)]
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_quoted_run_times_are_the_recorded_ones(name):
+    """The header, the course table of notebook 00 and the README quote the time `make notebook` recorded."""
+    nb = read(name)
+    recorded = nb.metadata.get("dcs", {}).get("full_run_min")
+    assert recorded is not None, f"{name}: no recorded run time (metadata dcs.full_run_min): run `make notebook NB={name[:2]}`"
+    header = re.search(r"Full run: (\d+(?:\.\d+)?) min", nb.cells[0].source)
+    assert header, f"{name}: the header does not state the measured run time"
+    course = "\n".join(cell.source for cell in read("00_setup").cells if cell.cell_type == "markdown")
+    readme = (ROOT / "README.md").read_text()
+    quoted = {"header": [float(header.group(1))], "notebook 00's table": quoted_run_times(course, name),
+              "README": quoted_run_times(readme, name)}
+    for where, times in quoted.items():
+        assert times, f"{name}: {where} does not give its run time"
+        assert all(t == recorded for t in times), f"{name}: {where} says {times} min, the last full run took {recorded} min"
+
+
 @pytest.mark.parametrize("name", EXPECTED)
 def test_outputs_come_from_a_full_run(name):
     nb = read(name)
-    first = nb.cells[0].source
-    assert re.search(r"Full run: \d+(\.\d+)? min", first), f"{name}: the header does not state the measured run time"
     printed = "".join(o.get("text", "") for cell in code_cells(nb) for o in cell.outputs if o.output_type == "stream")
     assert "SMOKE = False" in printed, f"{name}: the committed outputs are not from a full run"
     assert "SMOKE = True" not in printed
@@ -83,7 +104,8 @@ def test_structure(name):
     text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
     for heading in ("## Parameters", "## Summary", "## Exercises", "## Solutions"):
         assert heading in text, f"{name}: no {heading!r} section"
-    assert "our reading" in text and "paper" in text
+    shows_table = any("paper_vs_ours()" in cell.source for cell in code_cells(nb))  # dcs_lib.notebook's table
+    assert shows_table or ("our reading" in text and "paper" in text), f"{name}: no paper-vs-ours reading"
     params = [cell for cell in code_cells(nb) if 'os.environ.get("DCS_SMOKE")' in cell.source]
     assert len(params) == 1, f"{name}: expected one parameters cell"
     assert "(Written after the full run.)" not in text, f"{name}: a discussion is still a placeholder"

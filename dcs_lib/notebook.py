@@ -1,0 +1,213 @@
+"""What the course notebooks share, and how one is run from the shell.
+
+Each notebook's first cells use the same three pieces, kept here once:
+
+    DATA_DIR = glue_dir()              # parameters cell: the GLUE folder, or None for the hub
+    quiet_libraries()                  # no progress bars or load reports from transformers/datasets
+    DEVICE = show_environment(DATA_DIR)  # versions, device, data; the cell is NBVAL_IGNORE_OUTPUT
+
+:data:`PAPER_VS_OURS` is the table of what the paper states and what we chose, and
+:func:`committed_results` loads the GLUE grid's records that notebooks 04 and 05 read.
+
+``python -m dcs_lib.notebook notebooks/02_sample_reweighting.ipynb`` (what ``make notebook
+NB=02`` calls) runs a notebook top to bottom in a fresh kernel in full mode, drops the
+metadata that changes on every run, and records the wall time in the notebook's metadata
+under ``dcs.full_run_min``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .data import GLUE_DIR_ENV, project_root, resolve_data_dir
+from .errors import DCSError
+
+RUN_TIME_KEY = "dcs"  # notebook metadata: {"dcs": {"full_run_min": 16.7}}
+
+PAPER_VS_OURS = r"""
+| Piece of DCS | Where it comes from |
+|---|---|
+| The teacher is the same pretrained checkpoint, fine-tuned on the task | the paper |
+| The student starts again from the pretrained checkpoint | the paper |
+| Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
+| Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
+| Teacher trained for 2 epochs | our reading |
+| The student's first epoch is plain CE (no teacher, no weights) | our reading |
+| "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
+| Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
+| Weights accumulate across epochs | our reading |
+| After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
+| $\alpha = 0.5$, $T = 2$ | our reading |
+| The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
+
+Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can change it.
+""".strip()
+
+
+class DataNotFound(DCSError):
+    """The data a notebook needs is not there. Jupyter shows it as one line, without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is shown
+        return [f"{type(self).__name__}: {self}"]
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder, so that outputs name no machine's folders."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def glue_dir() -> str | None:
+    """The GLUE folder (``glue_data`` layout) a notebook reads, or None: the Hugging Face hub.
+
+    ``$DCS_GLUE_DIR`` if set (a relative path is found from the project root too, see
+    :func:`dcs_lib.data.resolve_data_dir`), else ``../shared/data/glue`` beside the project
+    if it exists, else None. Raises :class:`DataNotFound` when ``$DCS_GLUE_DIR`` names no
+    folder, so the notebook stops at its parameters cell with one line.
+    """
+    given = os.environ.get(GLUE_DIR_ENV)
+    if given:
+        path = resolve_data_dir(given)
+        if not path.is_dir():
+            root = project_root()
+            where = f"{Path.cwd()}" + (f" or {root}" if root and root != Path.cwd() else "")
+            raise DataNotFound(
+                f"{GLUE_DIR_ENV}={given} is not a folder (looked from {where}); "
+                f"point it at a glue_data folder (RTE/train.tsv, ...) or unset it to use the Hugging Face hub"
+            )
+        return _shown(path)
+    beside = (project_root() or Path.cwd().parent).parent / "shared" / "data" / "glue"
+    return _shown(beside) if beside.is_dir() else None
+
+
+def quiet_libraries() -> None:
+    """Silence the progress bars and load reports of transformers and datasets: they would bury the outputs."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
+def show_environment(data_dir: str | None):
+    """Print the versions, the device the library picks and where the data comes from; return the device."""
+    import platform
+
+    import datasets
+    import torch
+    import transformers
+
+    from . import __version__
+    from .train import amp_dtype, pick_device
+
+    device = pick_device()
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"datasets {datasets.__version__}, dcs_lib {__version__}"
+    )
+    print(f"device: {device}, mixed precision: {amp_dtype(device) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
+    print("data:", data_dir or "Hugging Face hub")
+    return device
+
+
+def paper_vs_ours():
+    """:data:`PAPER_VS_OURS` as a Markdown object, for a notebook cell to show."""
+    from IPython.display import Markdown
+
+    return Markdown(PAPER_VS_OURS)
+
+
+def committed_results(results: Path):
+    """The GLUE grid's records and its CPU repeats, checked against the committed grid file.
+
+    Returns ``(records, grid_configs, grid_base, cpu_repeats)`` and prints how many runs are done.
+    """
+    import tomllib
+
+    from .experiments import load_results, read_grid, run_id
+
+    grid_file = results / "glue" / "grid.toml"
+    records = load_results(results / "glue" / "runs.jsonl")
+    configs = read_grid(grid_file)
+    base = tomllib.loads(grid_file.read_text())["base"]
+    # a setting repeated in several blocks (lam = 1 is also the default of the quality runs) is one run
+    planned = {run_id(c) for c in configs}
+    if not {r["run_id"] for r in records} <= planned:
+        raise DCSError(f"{results / 'glue' / 'runs.jsonl'} holds runs that {grid_file} does not plan")
+    print(
+        f"{len(records)} of the grid's {len(planned)} distinct runs are finished; devices:",
+        sorted({r["device"] for r in records}),
+    )
+    # a few of those runs repeated on a CPU in float32, to see what the device alone does
+    cpu_repeats = load_results(results / "glue" / "cpu-repeats.jsonl")
+    if not {r["run_id"] for r in cpu_repeats} <= {r["run_id"] for r in records}:
+        raise DCSError(f"{results / 'glue' / 'cpu-repeats.jsonl'} repeats runs that are not in runs.jsonl")
+    print("protocol ([base] of the grid file):", base)
+    return records, configs, base, cpu_repeats
+
+
+def strip_volatile(nb):
+    """Drop what changes on every run but is not content: cell timings, widget state."""
+    nb.metadata.pop("widgets", None)
+    nb.metadata["language_info"] = {"name": "python"}
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("ExecuteTime", None)
+    return nb
+
+
+def full_run_minutes(nb) -> float | None:
+    """The wall time of the notebook's last full run, in minutes, as ``execute`` recorded it."""
+    return nb.metadata.get(RUN_TIME_KEY, {}).get("full_run_min")
+
+
+def execute(path: Path) -> float:
+    """Run the notebook at ``path`` top to bottom in a fresh kernel, in full mode; return minutes.
+
+    The kernel runs in the notebook's folder, with ``DCS_SMOKE`` unset and ``TQDM_DISABLE=1``
+    unless set otherwise. Outputs replace the old ones only when every cell ran without error.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    os.environ.pop("DCS_SMOKE", None)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    client = NotebookClient(nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        raise DCSError(f"{path}: a cell failed; the notebook on disk is unchanged.\n{err}") from None
+    minutes = (time.perf_counter() - start) / 60
+    strip_volatile(nb)
+    nb.metadata[RUN_TIME_KEY] = {"full_run_min": round(minutes, 1)}
+    nbformat.validate(nb)
+    nbformat.write(nb, path)
+    return minutes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run course notebooks top to bottom in full mode, in place.")
+    parser.add_argument("notebooks", nargs="+", type=Path, help="the .ipynb files, e.g. notebooks/02_*.ipynb")
+    args = parser.parse_args(argv)
+    for path in args.notebooks:
+        try:
+            minutes = execute(path)
+        except DCSError as err:
+            print(err, file=sys.stderr)
+            return 2
+        print(f"{path}: executed in {minutes:.1f} min (recorded in its metadata as {RUN_TIME_KEY}.full_run_min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
