@@ -185,3 +185,21 @@ def test_glue_results_come_from_the_committed_grid_and_the_fixed_rule():
     for r in records:
         assert r["config"]["lr"] == base["lr"] and len(r["epochs"]) == base["epochs"]
         assert r["config"]["holdout"] is None and r["config"]["n_dev"] is None  # scored on the full dev set
+
+
+def test_notebook_data_dir_from_a_relative_path_and_a_missing_one(glue, monkeypatch):
+    """Kernels run in notebooks/: a relative $DCS_GLUE_DIR from the project root still finds the data,
+    and a wrong one stops the parameters cell with one line, not a traceback."""
+    import os
+
+    from dcs_lib.notebook import DataNotFound, glue_dir
+
+    monkeypatch.chdir(NOTEBOOKS)
+    monkeypatch.setenv("DCS_GLUE_DIR", os.path.relpath(glue.resolve(), ROOT))  # relative to the root, not to here
+    found = glue_dir()
+    assert not Path(found).is_absolute() and (Path(found) / "RTE" / "train.tsv").is_file()
+    monkeypatch.setenv("DCS_GLUE_DIR", "no/such/glue")
+    with pytest.raises(DataNotFound) as err:
+        glue_dir()
+    (line,) = err.value._render_traceback_()  # what Jupyter shows instead of a traceback
+    assert line.startswith("DataNotFound: DCS_GLUE_DIR=no/such/glue is not a folder")
