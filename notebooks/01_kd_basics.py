@@ -335,7 +335,7 @@ print({split: data[split].num_rows for split in data}, "columns:", data["train"]
 # NBVAL_IGNORE_OUTPUT
 t_logits, t_record = teacher_logits(base, task, data, tokenizer, cache_dir=CACHE_DIR)
 print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
-for e in t_record["epochs"]:
+for e in t_record["history"]:
     print(f"teacher epoch {e['epoch']}: train loss {e['train_loss']:.4f}, dev accuracy {e['dev']['accuracy']:.4f}")
 print(f"teacher accuracy on its own training set: {t_record['train']['accuracy']:.4f}; "
       f"training time {t_record['wall_s'] / 60:.1f} min")

@@ -124,7 +124,7 @@ print({split: data[split].num_rows for split in data}, "columns:", data["train"]
 # NBVAL_IGNORE_OUTPUT
 t_logits, t_record = teacher_logits(base, task, data, tokenizer, cache_dir=CACHE_DIR)
 print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
-for e in t_record["epochs"]:
+for e in t_record["history"]:
     print(f"teacher epoch {e['epoch']}: train loss {e['train_loss']:.4f}, dev accuracy {e['dev']['accuracy']:.4f}")
 print(f"on its training set: {t_record['train']['accuracy']:.4f}; training took {t_record['wall_s'] / 60:.1f} min")
 
@@ -328,9 +328,9 @@ pd.DataFrame({"tokens per epoch": cost, "vs no padding": {k: round(v / lengths.s
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from dcs_lib.methods import teacher_key
+from dcs_lib.teacher import teacher_key
 
-key = teacher_key(base, len(data["train"]))
+key = teacher_key(base, data["train"])
 print("cache file:", (CACHE_DIR / f"teacher-{task.name}-{key}.safetensors").relative_to(Path("..")))
 loader = make_loader(data["train"], 4, tokenizer.pad_token_id, torch.device("cpu"), shuffle=True, seed=SEED)
 first = next(iter(loader))
