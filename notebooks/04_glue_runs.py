@@ -182,7 +182,7 @@ for method in ("dcs", "kd", "reweight"):
     for column in ("best", "final"):
         diff = paired_difference(frame, method=method, column=column)
         rows.append(diff.assign(comparison=f"{method} - vanilla", epoch=column))
-paired = pd.concat(rows, ignore_index=True)[["comparison", "epoch", "task", "pairs", "mean_diff", "ci_low", "ci_high"]]
+paired = pd.concat(rows, ignore_index=True)[["comparison", "epoch", "task", "n", "mean_diff", "ci_low", "ci_high"]]
 display(paired[paired.comparison == "dcs - vanilla"])
 
 # %% [markdown]
@@ -201,7 +201,7 @@ ours["paper (BERT-base)"] = [paper.get(task) for task in ours.index]
 ours.columns = ["ours, best epoch (MiniLM)", "ours, last epoch (MiniLM)", "paper (BERT-base)"]
 display(ours)
 print("average over tasks with 5 pairs:",
-      paired[(paired.comparison == "dcs - vanilla") & (paired.pairs == 5)].groupby("epoch").mean_diff.mean().round(2).to_dict())
+      paired[(paired.comparison == "dcs - vanilla") & (paired.n == 5)].groupby("epoch").mean_diff.mean().round(2).to_dict())
 
 # %% [markdown]
 # ### Seed by seed
@@ -226,7 +226,7 @@ for ax, task in zip(axes, tasks):
     ax.set(title=f"{task} ({frame[frame.task == task].metric.iloc[0]})", xlabel="vanilla", ylabel="DCS")
 axes[0].legend(fontsize=8)
 ax = axes[-1]
-shown = paired[paired.pairs > 1]
+shown = paired[paired.n > 1]
 labels = [f"{r.task} {r.comparison.split()[0]} {r.epoch}" for r in shown.itertuples()]
 y = np.arange(len(shown))
 ax.errorbar(shown.mean_diff, y, xerr=[shown.mean_diff - shown.ci_low, shown.ci_high - shown.mean_diff], fmt="o", ms=3)
@@ -263,8 +263,8 @@ fig.tight_layout()
 # %%
 teacher = pd.DataFrame([{"task": r["task"], "teacher (2 epochs)": 100 * r["teacher"]["final"][r["metric"]]}
                         for r in protocol if r["method"] == "dcs"]).groupby("task").mean()
-teacher["vanilla, best"] = table[table.method == "vanilla"].set_index("task").best_mean
-teacher["dcs, best"] = table[table.method == "dcs"].set_index("task").best_mean
+teacher["vanilla, best"] = frame[frame.method == "vanilla"].groupby("task").best.mean()
+teacher["dcs, best"] = frame[frame.method == "dcs"].groupby("task").best.mean()
 display(teacher.round(2))
 weights = pd.DataFrame([{"task": r["task"], "epoch": e["epoch"], **e["weights"]}
                         for r in protocol if r["method"] == "dcs" for e in r["epochs"] if "weights" in e])

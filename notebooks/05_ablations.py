@@ -524,7 +524,7 @@ for key, default in defaults.items():
             method=lambda f: np.where(f[key] == default, "default", "changed"))
         diff = paired_difference(pair, method="changed", baseline="default", column="final")
         if not diff.empty:
-            print(key, value, diff[["task", "pairs", "mean_diff", "ci_low", "ci_high"]].to_dict("records"))
+            print(key, value, diff[["task", "n", "mean_diff", "ci_low", "ci_high"]].to_dict("records"))
 
 # %%
 # 2. With teacher_epochs=0 the teacher's logits come from a random head on the pretrained features: small and
