@@ -1,26 +1,35 @@
 """How fast is dcs_lib's loop, and what does DCS cost?
 
     python benchmarks/speed.py [--data-dir DIR] [--n 512] [--batch-size 32] [--amp off|bf16|fp16] [--epochs 1]
+                               [--repeats 3]
 
 One epoch each (``--epochs`` more to average over), on the same model (the bundled MiniLM), data (the first N RTE
 training examples), batch size and max length 128:
 
-1. dcs_lib, vanilla, with and without length grouping;
+1. dcs_lib, vanilla, with and without length grouping, and grouped with fused AdamW
+   (``TrainConfig.fused_adamw``, the optimiser the Trainer uses by default; opt-in in
+   dcs_lib because it rounds differently from the default AdamW);
 2. the Hugging Face Trainer with DataCollatorWithPadding: default settings, and
    with length grouping (``group_by_length=True``; in transformers 5:
    ``train_sampling_strategy="group_by_length"``);
 3. a dcs_lib DCS epoch with cached teacher logits and a weight update at its end,
    for both disagreement sources;
 4. KD as in Hugging Face's distillation guide: a Trainer subclass whose
-   ``compute_loss`` runs the teacher on every step.
+   ``compute_loss`` runs the teacher on every step;
+5. on a CPU with AVX512-BF16 or AMX, dcs_lib vanilla grouped under bf16 autocast
+   (``--amp bf16``; on a GPU, ``--amp`` applies to every row instead).
 
-Each configuration runs in a fresh process, so its peak memory is its own. Printed:
-samples per second, ratios against (2), peak memory (resident set on CPU, allocated
-on CUDA) and padding efficiency (real tokens / tokens processed), then the targets.
-Timings cover the training epochs only (no dev evaluation); the teacher for (3) is
-computed before the clock starts, as a cached teacher would be. On CUDA a few
-untimed steps first warm the GPU up (library loading, kernel choice), in every
-configuration alike.
+Each configuration runs ``--repeats`` times, each time in a fresh process (so its peak
+memory is its own), in rounds that alternate the order (forward, backward, forward, ...)
+so that a slow spell of the machine does not land on one configuration. Printed per
+configuration: the median samples per second and the spread (lowest-highest), ratios
+of medians against (2), padded tokens per second (tokens processed, padding included:
+the loop's speed at equal padding, apart from what grouping saves) and its ratio to the
+grouped Trainer, peak memory (resident set on CPU, allocated on CUDA) and padding
+efficiency (real tokens / tokens processed); then the targets, on medians. Timings
+cover the training epochs only (no dev evaluation); the teacher for (3) is computed
+before the clock starts, as a cached teacher would be. On CUDA a few untimed steps
+first warm the GPU up (library loading, kernel choice), in every configuration alike.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import argparse
 import dataclasses
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,13 +49,16 @@ import torch
 
 CONFIGS = [
     "dcs_lib vanilla, grouped",
+    "dcs_lib vanilla, grouped, fused AdamW",
     "dcs_lib vanilla, random",
     "Trainer, default",
     "Trainer, grouped",
     "dcs_lib DCS, train source",
     "dcs_lib DCS, eval source",
     "Trainer KD, teacher every step",
+    "dcs_lib vanilla, grouped, bf16",
 ]
+BF16_ROW = CONFIGS[-1]
 
 
 def prepare(args):
@@ -71,8 +84,10 @@ def prepare(args):
     return cfg, task, tokenizer, data
 
 
-def padding_efficiency(batches, lengths) -> float:
-    return sum(lengths[b].sum() for b in batches) / sum(len(b) * lengths[b].max() for b in batches)
+def padded_tokens(batches, lengths, multiple: int = 1) -> tuple[int, int]:
+    """(real tokens, tokens processed) over ``batches`` of row positions, each padded to its longest row."""
+    real = sum(int(lengths[b].sum()) for b in batches)
+    return real, sum(len(b) * -(-int(lengths[b].max()) // multiple) * multiple for b in batches)
 
 
 def dcs_lib_epoch(name, args):
@@ -82,6 +97,8 @@ def dcs_lib_epoch(name, args):
     from dcs_lib.train import fit, pick_device, seed_everything
 
     cfg, task, tokenizer, data = prepare(args)
+    if "bf16" in name:
+        cfg = dataclasses.replace(cfg, amp="bf16")
     grouped = "random" not in name
     if "DCS" in name:
         cfg = dataclasses.replace(cfg, disagreement_source="train" if "train source" in name else "eval")
@@ -92,14 +109,20 @@ def dcs_lib_epoch(name, args):
     seed_everything(0)
     model = load_model(cfg.model, task)
     # one epoch more for the objective than for the loop: every measured epoch ends with a weight update
-    train_cfg = dataclasses.replace(cfg.train_config(epochs=args.epochs, progress=False), group_by_length=grouped)
+    train_cfg = dataclasses.replace(
+        cfg.train_config(epochs=args.epochs, progress=False), group_by_length=grouped, fused_adamw="fused" in name
+    )
     start = time.perf_counter()
     fit(model, data["train"], {}, task, objective, train_cfg, tokenizer.pad_token_id)
     seconds = time.perf_counter() - start
     lengths = np.asarray(data["train"]["length"])
     sampler = LengthBatchSampler(lengths, cfg.batch_size, group_by_length=grouped, seed=0)
-    sampler.set_epoch(1)
-    return seconds, padding_efficiency(list(sampler), lengths)
+    counts = []
+    for epoch in range(1, args.epochs + 1):  # the batches fit drew, epoch by epoch
+        sampler.set_epoch(epoch)
+        counts.append(padded_tokens(list(sampler), lengths, 8 if torch.cuda.is_available() else 1))
+    real, total = map(sum, zip(*counts))
+    return seconds, real, total
 
 
 def trainer_epoch(name, args):
@@ -164,7 +187,7 @@ def trainer_epoch(name, args):
         trainer.train()
         seconds = time.perf_counter() - start
     real, total = map(sum, zip(*processed))
-    return seconds, real / total
+    return seconds, real, total
 
 
 def warm_up(args) -> None:
@@ -188,7 +211,7 @@ def measure_one(name, args) -> dict:
     if torch.cuda.is_available():
         warm_up(args)
         torch.cuda.reset_peak_memory_stats()
-    seconds, efficiency = (trainer_epoch if "Trainer" in name else dcs_lib_epoch)(name, args)
+    seconds, real, total = (trainer_epoch if "Trainer" in name else dcs_lib_epoch)(name, args)
     peak = (
         torch.cuda.max_memory_allocated()
         if torch.cuda.is_available()
@@ -198,9 +221,14 @@ def measure_one(name, args) -> dict:
         "name": name,
         "samples_per_s": args.n * args.epochs / seconds,
         "seconds": seconds,
+        "padded_tokens_per_s": total / seconds,
         "peak_mib": peak / 2**20,
-        "padding_efficiency": efficiency,
+        "padding_efficiency": real / total,
     }
+
+
+def spread(values) -> str:
+    return f"{min(values):.1f}-{max(values):.1f}"
 
 
 def main() -> None:
@@ -208,64 +236,98 @@ def main() -> None:
     parser.add_argument("--data-dir", help="glue_data folder (default: $DCS_GLUE_DIR, else the hub)")
     parser.add_argument("--n", type=int, default=512, help="the first N RTE training examples (default: 512)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"], help="CUDA only")
+    parser.add_argument(
+        "--amp", default="off", choices=["off", "bf16", "fp16"], help="on CUDA, for every row (on the CPU: off)"
+    )
     parser.add_argument("--epochs", type=int, default=1, help="epochs per configuration (default: 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each configuration (default: 3)")
     parser.add_argument("--one", choices=CONFIGS, help=argparse.SUPPRESS)  # internal: measure one config
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure_one(args.one, args)))
         return
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    from dcs_lib.train import cpu_supports_bf16
+
+    cuda = torch.cuda.is_available()
+    device = torch.cuda.get_device_name(0) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    if not cuda and args.amp != "off":
+        raise SystemExit("--amp applies on CUDA only; on the CPU the bf16 row measures bf16 autocast")
     print(
         f"RTE, first {args.n} training examples, {args.epochs} epoch(s), batch {args.batch_size}, "
-        f"max length 128, amp {args.amp}; {device}\n"
+        f"max length 128, amp {args.amp}; {device}; median of {args.repeats} runs, order alternating\n"
     )
-    results = {}
-    for name in CONFIGS:
-        command = [
-            sys.executable,
-            __file__,
-            "--one",
-            name,
-            "--n",
-            str(args.n),
-            "--batch-size",
-            str(args.batch_size),
-            "--amp",
-            args.amp,
-            "--epochs",
-            str(args.epochs),
-        ] + (["--data-dir", args.data_dir] if args.data_dir else [])
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    names = list(CONFIGS)
+    if cuda or not cpu_supports_bf16():
+        names.remove(BF16_ROW)  # a GPU: --amp sets every row; a CPU without AVX512-BF16/AMX: nothing to measure
+        if not cuda:
+            print("(no bf16 row: this CPU lacks AVX512-BF16 and AMX)\n")
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for round_ in range(args.repeats):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            command = [
+                sys.executable,
+                __file__,
+                "--one",
+                name,
+                "--n",
+                str(args.n),
+                "--batch-size",
+                str(args.batch_size),
+            ]
+            command += ["--amp", args.amp, "--epochs", str(args.epochs)]
+            command += ["--data-dir", args.data_dir] if args.data_dir else []
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            speed = runs[name][-1]["samples_per_s"]
+            print(f"  run {round_ + 1}/{args.repeats}: {name}: {speed:.1f} samples/s", file=sys.stderr, flush=True)
 
-    base, grouped = results["Trainer, default"], results["Trainer, grouped"]
-    print(f"{'configuration':32} {'samples/s':>9} {'vs Trainer':>10} {'vs grouped':>10} {'peak MiB':>9} {'padding':>8}")
-    for name, r in results.items():
+    def median(name, key="samples_per_s"):
+        return statistics.median(r[key] for r in runs[name])
+
+    base, grouped = median("Trainer, default"), median("Trainer, grouped")
+    grouped_tokens = median("Trainer, grouped", "padded_tokens_per_s")
+    header = (
+        f"{'configuration':38} {'samples/s':>9} {'spread':>11} {'vs Trainer':>10} {'vs grouped':>10} "
+        f"{'tokens/s':>8} {'at equal padding':>16} {'peak MiB':>8} {'padding':>7}"
+    )
+    print(header)
+    for name in names:
+        speeds = [r["samples_per_s"] for r in runs[name]]
+        tokens = median(name, "padded_tokens_per_s")
         print(
-            f"{name:32} {r['samples_per_s']:9.1f} {r['samples_per_s'] / base['samples_per_s']:9.2f}x "
-            f"{r['samples_per_s'] / grouped['samples_per_s']:9.2f}x {r['peak_mib']:9.0f} "
-            f"{r['padding_efficiency']:8.2f}"
+            f"{name:38} {median(name):9.1f} {spread(speeds):>11} {median(name) / base:9.2f}x "
+            f"{median(name) / grouped:9.2f}x {tokens:8.0f} {tokens / grouped_tokens:15.2f}x "
+            f"{median(name, 'peak_mib'):8.0f} {median(name, 'padding_efficiency'):7.2f}"
         )
+    print(
+        "\nspread: lowest-highest samples/s of the runs; tokens/s: tokens processed per second, padding "
+        "included; at equal padding: tokens/s against the grouped Trainer's"
+    )
 
-    def speed(name):
-        return results[name]["samples_per_s"]
-
-    vanilla, dcs = speed("dcs_lib vanilla, grouped"), speed("dcs_lib DCS, train source")
+    vanilla = median("dcs_lib vanilla, grouped")
+    dcs_time = median("dcs_lib DCS, train source", "seconds") / median("dcs_lib vanilla, grouped", "seconds")
     targets = [
-        ("dcs_lib vanilla >= 1.5x Trainer default", vanilla / speed("Trainer, default"), 1.5),
-        ("dcs_lib vanilla >= Trainer grouped", vanilla / speed("Trainer, grouped"), 1.0),
-        ("DCS epoch (train source) <= 1.05x vanilla epoch", vanilla / dcs, None),
-        ("DCS >= 1.25x per-step-teacher KD", dcs / speed("Trainer KD, teacher every step"), 1.25),
+        ("dcs_lib vanilla >= 1.5x Trainer default", vanilla / base, 1.5),
+        ("dcs_lib vanilla >= 1.1x Trainer grouped", vanilla / grouped, 1.1),
+        ("DCS epoch (train source) <= 1.05x vanilla epoch", dcs_time, None),
+        (
+            "DCS >= 1.25x per-step-teacher KD",
+            median("dcs_lib DCS, train source") / median("Trainer KD, teacher every step"),
+            1.25,
+        ),
     ]
     print()
     for label, ratio, goal in targets:
         ok = ratio <= 1.05 if goal is None else ratio >= goal
         print(f"{'met   ' if ok else 'MISSED'} {label}: {ratio:.2f}{'x' if goal else ' (time ratio)'}")
-    print("\n" + json.dumps({"device": device, "amp": args.amp, "results": results}))
+    fused = median("dcs_lib vanilla, grouped, fused AdamW")
+    print(f"       fused AdamW, as the Trainer uses: {fused / vanilla:.2f}x dcs_lib's default AdamW")
+    if BF16_ROW in names:
+        print(f"       bf16 autocast on the CPU: {median(BF16_ROW) / vanilla:.2f}x float32")
+    print("\n" + json.dumps({"device": device, "amp": args.amp, "repeats": args.repeats, "runs": runs}))
 
 
 if __name__ == "__main__":
