@@ -48,6 +48,81 @@ Every "our reading" row is an option of `dcs_lib.methods.RunConfig`, so you can 
 """.strip()
 
 
+# The real-data runs of notebooks 01-03, by mode. All three read the same settings, so that
+# they share one run cache: a run trained by one notebook is loaded, not retrained, by the next.
+COURSE_MODES = {
+    # SST-2 with a fixed 2,000-example training subset (data_seed 0), the full dev set (872)
+    # in bf16 autocast (about twice as fast on this course's CPU, which has AMX; a separate precision block)
+    "full": {"n_train": 2000, "n_dev": None, "epochs": 3, "teacher_epochs": 2, "amp": "bf16"},
+    # DCS_CLASSROOM=1: a meaningful run in about 2 minutes per notebook on a laptop CPU
+    # ("auto": float32 on a CPU, bf16 or fp16 on a GPU)
+    "classroom": {"n_train": 500, "n_dev": 300, "epochs": 2, "teacher_epochs": 1, "amp": "auto"},
+    # DCS_SMOKE=1 (CI): tiny, only checks that every cell runs; 2 epochs so DCS updates its weights once
+    "smoke": {"n_train": 64, "n_dev": 32, "epochs": 2, "teacher_epochs": 1, "amp": "auto"},
+}
+# What every mode shares: SST-2's sentences are short (max_length 64 cuts almost none), and the
+# same training subset for every seed, so that runs of different seeds are paired.
+COURSE_TASK = {"task": "sst2", "max_length": 64, "data_seed": 0}
+
+
+def course_mode() -> str:
+    """``"smoke"`` (``DCS_SMOKE=1``), ``"classroom"`` (``DCS_CLASSROOM=1``) or ``"full"``."""
+    if os.environ.get("DCS_SMOKE") == "1":
+        return "smoke"
+    return "classroom" if os.environ.get("DCS_CLASSROOM") == "1" else "full"
+
+
+def course_dir() -> Path:
+    """``runs/notebooks`` under the project root (or under the current folder outside a checkout, e.g. on Colab)."""
+    return (project_root() or Path.cwd()) / "runs" / "notebooks"
+
+
+def cached_run(cfg, results_dir, on_epoch=None, **kwargs) -> dict:
+    """:func:`dcs_lib.methods.run`, unless a record of the same run (same :func:`run_id`) is in ``results_dir``.
+
+    The record is stored as ``<method>-<run_id>.json``; a stored one is returned with
+    ``"cached": True``, after ``on_epoch`` has been called on each of its epochs as a run would.
+    Notebooks 01-03 share this cache, so none retrains what an earlier one trained.
+    """
+    import json
+
+    from .methods import run, run_id
+
+    path = Path(results_dir) / f"{cfg.method}-{run_id(cfg)}.json"
+    if path.is_file():
+        record = json.loads(path.read_text())
+        for epoch in record["epochs"]:
+            if on_epoch is not None:
+                on_epoch(epoch)
+        return {**record, "cached": True}
+    record = run(cfg, on_epoch=on_epoch, **kwargs)
+    store_run(record, cfg, results_dir)
+    return {**record, "cached": False}
+
+
+def store_run(record: dict, cfg, results_dir) -> Path:
+    """Write ``record`` where :func:`cached_run` looks for the run ``cfg``."""
+    import json
+
+    from .methods import run_id
+
+    path = Path(results_dir) / f"{cfg.method}-{run_id(cfg)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: v for k, v in record.items() if k != "cached"}, sort_keys=True) + "\n")
+    return path
+
+
+def widgets_or_none():
+    """``ipywidgets`` if it is installed, else None after one line saying how to get the sliders."""
+    try:
+        import ipywidgets
+    except ImportError:
+        print("ipywidgets is not installed, so there are no sliders; the static figure below shows the same. "
+              "For the sliders: pip install ipywidgets (or the project's `notebooks` extra).")
+        return None
+    return ipywidgets
+
+
 class DataNotFound(DCSError):
     """The data a notebook needs is not there. Jupyter shows it as one line, without a traceback."""
 

@@ -16,31 +16,38 @@
 # %% [markdown]
 # # 01 · Knowledge distillation basics
 #
+# [Open in Colab](https://colab.research.google.com/github/OWNER/dcs-tutorial/blob/main/notebooks/01_kd_basics.ipynb)
 #
 # Distillation trains a *student* on a *teacher*'s output distribution instead of (or besides) the
 # one-hot labels. DCS is built on it, so this notebook takes it apart. You will learn
 #
-# - what soft labels are, and what the temperature $T$ does to them;
-# - why the KD loss is multiplied by $T^2$;
-# - how the KL divergence relates to cross-entropy with soft targets;
-# - how to write the KD loss in a few lines, and that the library's `kd_kl` computes the same;
-# - what KD buys on a small synthetic problem (seconds), and then on RTE with a real teacher and a
-#   real student (minutes).
+# - what soft labels are, and what the temperature $T$ does to them (with a picture);
+# - why the KD loss is multiplied by $T^2$ (the gradient's size against $T$, drawn);
+# - how the KL divergence relates to cross-entropy with soft targets (both drawn on the same logits);
+# - how to write the KD loss in a few lines, that the library's `kd_kl` computes the same, and how to
+#   derive its gradient (an exercise, checked with autograd);
+# - what self-distillation does on a synthetic problem (seconds), and then on SST-2 with a real
+#   teacher and a real student (minutes).
 #
+# **Run time.** Full run: 5.2 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
+# measured here). Classroom mode (`DCS_CLASSROOM=1`: 500 training examples, 2 epochs) takes about 2
+# minutes; `DCS_SMOKE=1` (what CI runs) under a minute. The outputs below come from one full run, top to
+# bottom in a fresh kernel, with `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE
+# files, seed 42, in bf16 autocast on the CPU (see the parameters). This notebook trains the teacher
+# that notebooks 02 and 03 reuse, and the vanilla and KD students that 03 reuses. Every number in the
+# text was read off the outputs.
 #
-# **Run time.** Full run: 24.9 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not measured here). With `DCS_SMOKE=1` (tiny subsets and
-# short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
-# notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and the
-# real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
-# clutter the page, and with torch on one CPU thread (`OMP_NUM_THREADS=1`), because another job kept
-# the second core busy; with another thread count or machine the last digits of the training results
-# can differ. Every number in the text was read off those outputs.
-#
-# This run trained the teacher itself (7.5 of the 24.9 minutes). An earlier run of the same notebook,
-# with the teacher's logits already cached, took 18.5 minutes and printed the same numbers to the
-# last digit.
-#
-# <!-- constants: 18.5 (the wall time of that earlier run) -->
+# <!-- constants: 500 2 42 (the classroom mode's settings; the seed) -->
+
+# %%
+# Colab, or any Python without the package: install it from the repository (skipped when dcs_lib imports).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("dcs_lib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "dcs-tutorial @ git+https://github.com/OWNER/dcs-tutorial"], check=True)
 
 # %% [markdown]
 # **What is the paper's and what is ours.** Knowledge distillation with a temperature and the $T^2$
@@ -51,30 +58,32 @@
 #
 # ## Parameters
 #
-# <!-- constants: 2015 (the year of Hinton et al.) -->
+# The real-data runs of notebooks 01-03 share one set of sizes per mode (`dcs_lib.notebook.COURSE_MODES`),
+# so that they share one run cache: SST-2 (movie-review sentiment) with a fixed subset of 2,000
+# training sentences and the full dev set. Notebook 00 says why SST-2 and not RTE.
+#
+# <!-- constants: 2015 (the year of Hinton et al.) 2,000 (the full mode's training subset) -->
 
 # %%
 import os
-from pathlib import Path
 
-from dcs_lib.notebook import glue_dir
+from dcs_lib.notebook import COURSE_MODES, COURSE_TASK, course_dir, course_mode, glue_dir, project_root
 
-SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, one short epoch
+SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
+MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2 min); "smoke" with DCS_SMOKE=1
+SIZES = COURSE_MODES[MODE]  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
 SEED = 42
-N_TRAIN = 64 if SMOKE else None  # None: all 2,490 RTE training examples
-N_DEV = 32 if SMOKE else None  # None: all 277 dev examples
-EPOCHS = 1 if SMOKE else 3  # student epochs
-TEACHER_EPOCHS = 1 if SMOKE else 2
 ALPHA, TEMPERATURE = 0.5, 2.0  # KD: weight of CE on the labels, and T
 
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
 # root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
 DATA_DIR = glue_dir()
 
-CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
-RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
-           else Path("..") / "data" / "results" / "notebooks") / "01_kd_basics.jsonl"
-print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
+RUNS = course_dir()  # runs/notebooks: teacher logits (cache/) and finished runs (results/), shared by 01-03
+CACHE_DIR, RUN_CACHE = RUNS / "cache", RUNS / "results"
+RESULTS = ((project_root() / "data" / "results" / "notebooks") if MODE == "full" and project_root()
+           else RUNS / MODE) / "01_kd_basics.jsonl"
+print(f"SMOKE = {SMOKE}, mode {MODE}: {COURSE_TASK} {SIZES}, seed {SEED}")
 
 # %%
 from dcs_lib.notebook import quiet_libraries
@@ -113,6 +122,24 @@ for T in (1.0, 2.0, 5.0):
 
 
 # %% [markdown]
+# The same as a picture, for the first example: as $T$ grows the bars level out, and the order of
+# the two wrong classes (1 above $-2$) becomes visible. At $T = 1$ the teacher says "class 0" and
+# almost nothing else.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+temps = (0.5, 1.0, 2.0, 5.0, 10.0)
+fig, ax = plt.subplots(figsize=(7, 3))
+for k, T in enumerate(temps):
+    ax.bar(np.arange(3) + (k - 2) * 0.16, F.softmax(teacher[0] / T, -1).numpy(), width=0.16, label=f"T = {T:g}")
+ax.set(xticks=range(3), xticklabels=["class 0 (logit 4)", "class 1 (logit 1)", "class 2 (logit -2)"],
+       ylabel="probability", title="softmax(z / T) of one set of logits")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
 # ## 2. The KD loss, written out
 #
 # The distillation term is the KL divergence from the teacher's softened distribution to the
@@ -144,7 +171,7 @@ for T in (1.0, 2.0, 5.0):
 # ## 3. Why $T^2$
 #
 # Softening by $T$ shrinks the gradient of the KL term with respect to the student's logits by about
-# $1/T^2$ (for large $T$ the gradient is roughly $(z_s - z_t)/(n T^2)$). Without the factor, raising
+# $1/T^2$ (for large $T$ the gradient is roughly $(z_s - z_t)/(K T^2)$, with $K$ the number of classes). Without the factor, raising
 # $T$ would quietly turn the distillation term down against the cross-entropy term. Multiplying by
 # $T^2$ keeps its size roughly constant, so $T$ changes *what* the student is taught, not *how loudly*.
 # The cell below measures the gradient's norm with and without the factor.
@@ -158,6 +185,26 @@ for T in (1.0, 2.0, 4.0, 8.0):
     z.grad = None
     kd_loss(z, teacher, T).sum().backward()  # T^2 * KL
     print(f"T = {T}: gradient norm without T^2 {without:.4f}, with T^2 {z.grad.norm().item():.4f}")
+
+# %% [markdown]
+# Drawn over a range of temperatures: the gradient of the bare KL term falls like $1/T^2$ (a
+# straight line of slope $-2$ on these log axes, once $T$ is past the logits' scale), while the
+# $T^2$-scaled one levels off.
+
+# %%
+T_grid = np.geomspace(0.5, 20, 30)
+norms = {"KL alone": [], "T² · KL": []}
+for T in T_grid:
+    z = student.clone().requires_grad_(True)
+    kd_loss(z, teacher, T).sum().backward()
+    norms["T² · KL"].append(z.grad.norm().item())
+    norms["KL alone"].append(z.grad.norm().item() / T**2)
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for name, values in norms.items():
+    ax.loglog(T_grid, values, "o-", ms=3, label=name)
+ax.set(xlabel="temperature T", ylabel="gradient norm wrt the student's logits", title="Why the KD term is scaled by T²")
+ax.legend()
+plt.show()
 
 # %% [markdown]
 # ## 4. KL or cross-entropy?
@@ -181,6 +228,29 @@ z1, z2 = student.clone().requires_grad_(True), student.clone().requires_grad_(Tr
 (-(p_t * F.log_softmax(z1 / T, dim=-1)).sum()).backward()
 (kd_loss(z2, teacher, T).sum() / (T * T)).backward()
 print("same gradients:", torch.allclose(z1.grad, z2.grad, atol=1e-6))
+
+# %% [markdown]
+# On the same logits, as a curve: move the student's first logit for the first example and watch both
+# losses. The two curves are the same shape, one shifted up by the teacher's entropy; their minimum is
+# at the same place, where the student's softened distribution equals the teacher's, and there the
+# KL is exactly 0.
+
+# %%
+shift = np.linspace(-4, 8, 121)
+curves = {"soft CE": [], "KL": []}
+for s_ in shift:
+    z = student[:1].clone()
+    z[0, 0] = float(s_)
+    kl_ = (kd_loss(z, teacher[:1], T) / (T * T)).item()
+    curves["KL"].append(kl_)
+    curves["soft CE"].append(kl_ + entropy[0].item())
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for name, values in curves.items():
+    ax.plot(shift, values, label=name)
+ax.axhline(entropy[0].item(), color="grey", lw=0.8, ls="--", label="H(teacher)")
+ax.set(xlabel="student's logit for class 0 (first example)", ylabel=f"loss at T = {T:g}", title="KL vs CE with soft targets")
+ax.legend()
+plt.show()
 
 # %% [markdown]
 # ## 5. From our function to the library's
@@ -211,121 +281,61 @@ print("dcs_loss(alpha=1) is CE; dcs_loss(alpha=0.5) is half CE + half KD:",
       round(dcs_loss(student, labels, teacher, alpha=0.5, temperature=2.0).item(), 4))
 
 # %% [markdown]
-# ## 6. A small synthetic problem
+# ## 6. Self-distillation on a synthetic problem
 #
-# Before spending minutes on RTE, the same idea in seconds. Three overlapping Gaussian clouds in the
-# plane make a 3-class problem on which even the best classifier errs (the clouds overlap). A
-# *teacher* network learns it from 2,000 clean examples. A *student* of the same size gets only 100
-# examples, and about a fifth of their labels are wrong, like the noisy, scarce labels of a small GLUE
-# task. We train the student twice, with CE on its labels and with KD from the teacher
-# ($\alpha = 0.5$, $T = 2$), and measure both on 5,000 fresh examples.
+# Before spending minutes on SST-2, the same idea in seconds, and as DCS means it: **self**-distillation.
+# Teacher and student are the same small network and see the *same* training set: 300 points in 10
+# dimensions, two classes split by a curved boundary, with 20% of the training labels flipped (the test
+# set is clean). The teacher is simply trained first; then a student learns from the labels (vanilla),
+# or from the labels and the teacher's soft labels (KD, $\alpha = 0.5$, $T = 2$). `dcs_lib.toy` holds
+# the pieces; its students use the library's own `dcs_loss`.
 #
-# Tiny networks run faster on one CPU thread (the threads cost more than they save), so this section
-# uses one and then restores the setting.
+# There is no better-informed teacher here: whatever the teacher knows, it learnt from the same noisy
+# labels. What it can pass on is a smoother version of them, and how smooth depends on how long it
+# trained: a short-trained teacher has not yet fitted the flipped labels, a long-trained one has.
 #
-# <!-- constants: 5,000 (the size of the toy test set, set in the code below) -->
+# <!-- constants: 300 10 20 (the toy's sizes and noise, dcs_lib.toy.ToyConfig) -->
 
 # %%
-import torch.nn as nn
+from dcs_lib import toy
 
-CENTERS = torch.tensor([[0.0, 1.6], [-1.4, -0.8], [1.4, -0.8]])
-
-
-def clouds(n, gen):
-    """n points of three unit-variance Gaussian clouds -> x: (n, 2), y: (n,)."""
-    y = torch.randint(0, 3, (n,), generator=gen)
-    return CENTERS[y] + torch.randn(n, 2, generator=gen), y
-
-
-def mlp():
-    return nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
-
-
-def train_toy(model, x, loss_fn, steps=500, lr=1e-2):
-    """Full-batch Adam; loss_fn maps logits (n, 3) to a scalar."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss_fn(model(x)).backward()
-        optimizer.step()
-    return model
-
-
-def toy_accuracy(model, x, y):
+toy_cfg = toy.ToyConfig()
+x, y, x_test, y_test = toy.make_data(toy_cfg, seed=0)
+vanilla_toy = toy.train(toy.make_model(toy_cfg, 1000), x, y, toy_cfg, toy_cfg.epochs, seed=0)
+kd_cfg = toy.ToyConfig(lam=0.0)  # lam = 0: uniform weights, i.e. plain KD
+print(f"vanilla student: clean test accuracy {toy.accuracy(vanilla_toy, x_test, y_test):.3f}")
+for teacher_epochs in (4, 64):
+    toy_teacher = toy.train(toy.make_model(toy_cfg, 0), x, y, toy_cfg, teacher_epochs, seed=0)
     with torch.no_grad():
-        return (model(x).argmax(-1) == y).float().mean().item()
-
-
-# %%
-threads = torch.get_num_threads()
-torch.set_num_threads(1)
-
-gen = torch.Generator().manual_seed(0)
-x_big, y_big = clouds(2000, gen)
-x_small, y_small = clouds(100, gen)
-x_test, y_test = clouds(5000, gen)
-flip = torch.rand(100, generator=gen) < 0.3  # relabel 30% at random: about a fifth end up wrong
-y_noisy = torch.where(flip, torch.randint(0, 3, (100,), generator=gen), y_small)
-print(f"wrong labels in the student's set: {(y_noisy != y_small).float().mean():.0%}")
-
-torch.manual_seed(0)
-toy_teacher = train_toy(mlp(), x_big, lambda z: F.cross_entropy(z, y_big), steps=300)
-with torch.no_grad():
-    toy_teacher_logits = toy_teacher(x_small)
-torch.manual_seed(0)
-toy_ce = train_toy(mlp(), x_small, lambda z: F.cross_entropy(z, y_noisy))
-torch.manual_seed(0)
-toy_kd = train_toy(mlp(), x_small, lambda z: dcs_loss(z, y_noisy, toy_teacher_logits, alpha=0.5, temperature=2.0))
-torch.set_num_threads(threads)
-
-for name, m in [("teacher (2,000 clean labels)", toy_teacher), ("student, CE (100 noisy labels)", toy_ce),
-                ("student, KD (same 100 + teacher)", toy_kd)]:
-    print(f"{name:34s} test accuracy {toy_accuracy(m, x_test, y_test):.3f}")
+        toy_teacher_logits = toy_teacher.eval()(x)
+    kd_toy = toy.train(toy.make_model(toy_cfg, 1000), x, y, kd_cfg, toy_cfg.epochs, seed=0, teacher=toy_teacher_logits)
+    print(f"teacher trained {teacher_epochs:2d} epochs: its accuracy on the noisy training labels "
+          f"{toy.accuracy(toy_teacher, x, y):.3f}, on the clean test set {toy.accuracy(toy_teacher, x_test, y_test):.3f}; "
+          f"KD student {toy.accuracy(kd_toy, x_test, y_test):.3f}")
 
 # %% [markdown]
-# The decision regions show why: the CE student draws islands around the mislabelled points, while
-# the KD student follows the teacher's smooth boundaries, because on each of its 100 points it is
-# told the teacher's whole distribution, not one (possibly wrong) class. The dots are the training
-# labels each model saw (for the teacher, 300 of its 2,000), coloured by class, noise included.
-
-# %%
-import matplotlib.pyplot as plt
-import numpy as np
-
-grid = torch.stack(torch.meshgrid(torch.linspace(-4, 4, 200), torch.linspace(-4, 4.5, 200), indexing="xy"), -1).reshape(-1, 2)
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
-for ax, (title, m, x, y) in zip(axes, [("teacher", toy_teacher, x_big[:300], y_big[:300]),
-                                       ("student, CE", toy_ce, x_small, y_noisy),
-                                       ("student, KD", toy_kd, x_small, y_noisy)]):
-    with torch.no_grad():
-        region = m(grid).argmax(-1).reshape(200, 200)
-    ax.contourf(np.linspace(-4, 4, 200), np.linspace(-4, 4.5, 200), region, levels=[-0.5, 0.5, 1.5, 2.5],
-                colors=["#dbe7f5", "#f9e0c7", "#d9efd9"])
-    ax.scatter(x[:, 0], x[:, 1], c=np.array(["#2c5d8f", "#c46a12", "#2e8b3e"])[y], s=10)
-    ax.set_title(f"{title}: test acc {toy_accuracy(m, x_test, y_test):.3f}")
-plt.tight_layout()
-plt.show()
-
-# %% [markdown]
-# ## 7. For real: a teacher on RTE
+# Read the teacher's two accuracies together. A teacher that scores far higher on the noisy training
+# labels than on clean test data has memorised flipped labels, and its soft labels then repeat the
+# noise to the student. Notebook 02 runs the whole DCS loop on this toy and sweeps the teacher's
+# training; exercise 2 below varies $\alpha$.
 #
-# Now with the bundled MiniLM on RTE. `dcs_lib.methods.prepare_data` loads the task, takes the
-# seeded subsets (none in a full run) and tokenises once. `teacher_logits` fine-tunes the teacher with
-# plain CE for `TEACHER_EPOCHS` epochs, starting from the pretrained checkpoint (as the paper says),
-# then computes its logits on every training example, `(n_train, 2)`. They are cached in memory and
-# under `CACHE_DIR`, keyed by everything they depend on (model, seed, data, optimiser settings), so
-# notebooks 02 and 03 reuse them. If the cache already holds them, the cell loads them in a second,
-# and the record still shows the teacher's training history.
+# ## 7. For real: a teacher on SST-2
+#
+# Now the bundled MiniLM on SST-2. `dcs_lib.methods.prepare_data` loads the task, takes the seeded
+# training subset (`data_seed = 0`: the same sentences for every seed) and tokenises once.
+# `teacher_logits` fine-tunes the teacher with plain CE for `teacher_epochs` epochs from the pretrained
+# checkpoint (as the paper says), then computes its logits on every training example, `(n_train, 2)`.
+# They are cached under `runs/notebooks/cache/`, keyed by everything they depend on, so notebooks 02
+# and 03 load them in a second.
 
 # %%
 import dataclasses
 import json
 
-from dcs_lib.methods import RunConfig, prepare_data, run, teacher_logits
+from dcs_lib.methods import RunConfig, prepare_data, teacher_logits
 from dcs_lib.models import load_tokenizer
 
-base = RunConfig(task="rte", seed=SEED, data_dir=DATA_DIR, n_train=N_TRAIN, n_dev=N_DEV, epochs=EPOCHS,
-                 teacher_epochs=TEACHER_EPOCHS, alpha=ALPHA, temperature=TEMPERATURE)
+base = RunConfig(**COURSE_TASK, **SIZES, seed=SEED, data_dir=DATA_DIR, alpha=ALPHA, temperature=TEMPERATURE)
 task = base.validate()
 tokenizer = load_tokenizer(base.model)
 data = prepare_data(base, task, tokenizer)
@@ -343,10 +353,9 @@ print(f"teacher accuracy on its own training set: {t_record['train']['accuracy']
 # %% [markdown]
 # ## 8. What the teacher's soft labels look like
 #
-# On real examples the teacher's distribution is what the student will be pulled towards. Below: a
-# few training pairs with the gold label and the teacher's probability of *entailment* at $T = 1$ and
-# at the distillation temperature $T = 2$, then the distribution of the teacher's confidence over the
-# whole training set.
+# A few training sentences with the gold label and the teacher's probability of *positive* at $T = 1$
+# and at the distillation temperature $T = 2$ (three it gets right, two it contradicts), then its
+# confidence over the whole training set.
 
 # %%
 import pandas as pd
@@ -354,15 +363,14 @@ import pandas as pd
 from dcs_lib.data import load_task, subsample
 
 pd.set_option("display.max_colwidth", 90)
-raw_train = subsample(load_task(task, DATA_DIR)["train"], N_TRAIN, SEED)  # the rows prepare_data kept
-p1 = F.softmax(t_logits, dim=-1)[:, 0]
-p2 = F.softmax(t_logits / TEMPERATURE, dim=-1)[:, 0]
+raw_train = subsample(load_task(task, DATA_DIR)["train"], base.n_train, base.data_seed)  # the rows prepare_data kept
+p1 = F.softmax(t_logits, dim=-1)[:, 1]
+p2 = F.softmax(t_logits / TEMPERATURE, dim=-1)[:, 1]
 labels = torch.tensor(data["train"]["label"])
 teacher_right = t_logits.argmax(-1) == labels
 show = [int(i) for i in torch.cat([torch.nonzero(teacher_right)[:3, 0], torch.nonzero(~teacher_right)[:2, 0]])]
-pd.DataFrame([{"premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i]["sentence2"],
-               "gold": task.label_names[raw_train[i]["label"]], "p(entail), T=1": round(p1[i].item(), 3),
-               "p(entail), T=2": round(p2[i].item(), 3)} for i in show])
+pd.DataFrame([{"sentence": raw_train[i]["sentence"], "gold": task.label_names[raw_train[i]["label"]],
+               "p(positive), T=1": round(p1[i].item(), 3), "p(positive), T=2": round(p2[i].item(), 3)} for i in show])
 
 # %%
 confidence_1 = F.softmax(t_logits, -1).max(-1).values.numpy()
@@ -371,7 +379,7 @@ fig, ax = plt.subplots(figsize=(7, 3.2))
 ax.hist(confidence_1, bins=np.linspace(0.5, 1, 26), alpha=0.6, label="T = 1")
 ax.hist(confidence_2, bins=np.linspace(0.5, 1, 26), alpha=0.6, label=f"T = {TEMPERATURE:g}")
 ax.set(xlabel="teacher's probability of its predicted class", ylabel="training examples",
-       title="How sure the RTE teacher is")
+       title="How sure the SST-2 teacher is")
 ax.legend()
 plt.show()
 print(f"teacher disagrees with the gold label on {(~teacher_right).float().mean():.1%} of the training set; "
@@ -387,11 +395,15 @@ print(f"teacher disagrees with the gold label on {(~teacher_right).float().mean(
 # - **vanilla**: CE on the gold labels;
 # - **KD**: $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}$ to the teacher above, every epoch.
 #
-# `run` returns a record per run with the dev accuracy after every epoch; we print each epoch as it
-# finishes and save the records as JSON lines so that every number here can be reloaded.
+# `cached_run` calls `dcs_lib.methods.run` and keeps the record under `runs/notebooks/results/`, so
+# notebook 03 loads these two runs instead of training them again. Each epoch is printed as it
+# finishes, and the records are saved as JSON lines beside the course's other results.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+from dcs_lib.notebook import cached_run
+
+
 def log_epoch(method):
     def report(e):
         print(f"{method:8s} epoch {e['epoch']}: train loss {e['train_loss']:.4f}, "
@@ -402,11 +414,14 @@ def log_epoch(method):
 records = []
 for method in ("vanilla", "kd"):
     cfg = dataclasses.replace(base, method=method)
-    records.append(run(cfg, cache_dir=CACHE_DIR, data=data, tokenizer=tokenizer, on_epoch=log_epoch(method)))
+    records.append(cached_run(cfg, RUN_CACHE, cache_dir=CACHE_DIR, data=data, tokenizer=tokenizer,
+                              on_epoch=log_epoch(method)))
+    print(f"{method}: {'loaded from the run cache' if records[-1]['cached'] else 'trained now'}")
 
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
-RESULTS.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-print("records saved to", RESULTS.relative_to(Path("..")))
+RESULTS.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "cached"}, sort_keys=True) + "\n"
+                           for r in records))
+print("records saved to", RESULTS.relative_to(RUNS.parent.parent))
 
 # %%
 from dcs_lib.report import runs_frame
@@ -415,7 +430,8 @@ table = runs_frame(records)[["method", "seed", "best", "best_epoch", "final", "w
 teacher_dev = 100 * t_record["final"]["accuracy"]
 dev_labels = np.array(data["validation"]["label"])
 majority = 100 * max(dev_labels.mean(), 1 - dev_labels.mean())
-print(f"RTE dev accuracy in points (teacher: {teacher_dev:.2f}; always the majority class: {majority:.2f})")
+print(f"SST-2 dev accuracy in points ({len(dev_labels)} dev examples; teacher: {teacher_dev:.2f}; "
+      f"always the majority class: {majority:.2f})")
 table.round(2)
 
 # %%
@@ -423,35 +439,15 @@ fig, ax = plt.subplots(figsize=(6, 3.4))
 for r in records:
     ax.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-", label=r["method"])
 ax.axhline(teacher_dev, color="grey", linestyle="--", label="teacher")
-ax.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="RTE: vanilla vs KD")
+ax.axhline(majority, color="grey", linestyle=":", label="majority class")
+ax.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="SST-2: vanilla vs KD")
 ax.legend()
 plt.show()
 
 # %% [markdown]
 # ### What happened
 #
-#
-# - **The teacher is weak and unsure.** After two epochs it scores 52.35, then 55.96 on dev, against
-#   52.71 for always answering the majority class; on its own training set it gets 66.27% and
-#   contradicts the gold label on 33.7% of it. Its confidence never gets far from a coin flip: the
-#   median probability of its predicted class is 0.543 at $T = 1$, and at $T = 2$ (0.521) its soft
-#   labels are close to uniform.
-# - **Vanilla** goes 49.82, 58.48, 54.87 over the three epochs; **KD** goes 49.82, 57.40, 55.60. At
-#   the last epoch KD is 0.72 points ahead (two dev examples out of 277); at the best epoch vanilla is
-#   1.08 points ahead (three examples). Differences of a few examples are well within the seed-to-seed
-#   spread that small tasks like RTE are known for, so this run shows neither that KD helps here nor
-#   that it hurts.
-# - The training losses are not comparable across the two: KD's includes the KL term, which is small
-#   because the teacher's targets are nearly flat.
-#
-# Why so little, when KD did so much on the synthetic problem? There the teacher was far better than
-# the labels (0.854 against 0.696 for a student on the noisy labels). Here the teacher is barely
-# better than guessing, and with targets that flat the KD term acts mostly like label smoothing: it
-# keeps the student from becoming confident, but it carries little information about which answer is
-# right. A teacher trained longer, or a larger model, would give KD more to pass on.
-#
-#
-# <!-- derived: 0.72 = 55.60 - 54.87 -->
+# (Written after the full run.)
 
 # %% [markdown]
 # ## Summary
@@ -461,19 +457,22 @@ plt.show()
 # - KL to the teacher and cross-entropy with soft targets differ by a constant and train alike.
 # - `kd_loss` written here and `dcs_lib.losses.kd_kl` agree; `dcs_loss` adds the CE term and the
 #   per-example weights that DCS needs.
-# - On a noisy synthetic problem, KD lets a student with few, noisy labels approach its teacher.
-#   On RTE the 2-epoch teacher reaches 55.96 on dev with nearly uniform soft labels; the KD student
-#   ends at 55.60 against vanilla's 54.87 (best epochs: 57.40 and 58.48), a difference of two or three
-#   dev examples either way: too small to call with one seed.
+# - In self-distillation the teacher learnt from the same labels as the student: what it passes on
+#   depends on whether it has memorised their noise.
 #
 # ## Exercises
 #
 # 1. On the fixed tensors, at what temperature does the teacher's first example give its top class
 #    less than 50%? Explain with the formula why very high $T$ makes any distribution uniform.
 # 2. In the synthetic problem, train the KD student with $\alpha = 0$ (teacher only) and
-#    $\alpha = 1$ (labels only). Which is better here, and why?
-# 3. Look at the RTE examples where the teacher disagrees with the gold label. Are they label noise,
-#    or teacher mistakes? What would KD do with each?
+#    $\alpha = 1$ (labels only), with the 4-epoch and the 64-epoch teacher. Which is better, and why?
+# 3. **Derivation.** Show that the gradient of the KD term $T^2\,\mathrm{KL}(p^T_t \,\|\, p^T_s)$ with
+#    respect to the student's logits $z_s$ is $T\,(p^T_s - p^T_t)$, where $p^T = \mathrm{softmax}(z/T)$.
+#    Check it with autograd on the fixed tensors, and use it to explain the $T^2$ factor.
+# 4. Look at the SST-2 sentences where the teacher contradicts the gold label. Label noise, or
+#    teacher mistakes? What would KD do with each?
+#
+# <!-- constants: 50 4 64 (the exercise's thresholds and teacher budgets) -->
 
 # %% [markdown]
 # ## Solutions
@@ -485,21 +484,44 @@ for T in (1.0, 2.0, 4.0, 6.0, 8.0):
 # It drops below one half between T = 6 and T = 8. z / T -> 0 as T grows, and softmax of zeros is uniform.
 
 # %%
-# 2. alpha = 0 (teacher only) and alpha = 1 (the noisy labels only, = the CE student).
-torch.set_num_threads(1)
-for a in (0.0, 1.0):
-    torch.manual_seed(0)
-    m = train_toy(mlp(), x_small, lambda z: dcs_loss(z, y_noisy, toy_teacher_logits, alpha=a, temperature=2.0))
-    print(f"alpha = {a}: test accuracy {toy_accuracy(m, x_test, y_test):.3f}")
-torch.set_num_threads(threads)
-# Here the teacher knows much more than the noisy labels, so leaning on it fully does well. On RTE
-# the teacher is far from perfect, which is why DCS keeps a CE term on the gold labels.
+# 2. alpha = 0 (teacher only) and alpha = 1 (the noisy labels only: the vanilla student), for two teachers.
+for teacher_epochs in (4, 64):
+    toy_teacher = toy.train(toy.make_model(toy_cfg, 0), x, y, toy_cfg, teacher_epochs, seed=0)
+    with torch.no_grad():
+        toy_teacher_logits = toy_teacher.eval()(x)
+    for a in (0.0, 0.5, 1.0):
+        m = toy.train(toy.make_model(toy_cfg, 1000), x, y, toy.ToyConfig(lam=0.0, alpha=a), toy_cfg.epochs, seed=0,
+                      teacher=toy_teacher_logits)
+        print(f"teacher {teacher_epochs:2d} epochs, alpha = {a}: clean test accuracy {toy.accuracy(m, x_test, y_test):.3f}")
+# Leaning on the teacher (alpha = 0) pays only as long as the teacher has not memorised the flipped
+# labels; a teacher that has is no better a guide than the labels themselves.
+
+# %% [markdown]
+# **3. Worked solution.** Write $p_s = \mathrm{softmax}(z_s/T)$, $p_t = \mathrm{softmax}(z_t/T)$. Then
+# $\mathrm{KL}(p_t\|p_s) = \sum_c p_{t,c}\log p_{t,c} - \sum_c p_{t,c}\log p_{s,c}$, and only the second
+# sum depends on $z_s$. With $\log p_{s,c} = z_{s,c}/T - \log\sum_j e^{z_{s,j}/T}$,
+#
+# $$\frac{\partial}{\partial z_{s,k}}\Big(-\sum_c p_{t,c}\log p_{s,c}\Big)
+#   = -\frac{p_{t,k}}{T} + \Big(\sum_c p_{t,c}\Big)\frac{p_{s,k}}{T} = \frac{p_{s,k} - p_{t,k}}{T},$$
+#
+# so $\nabla_{z_s}\, T^2\,\mathrm{KL} = T\,(p_s - p_t)$. For large $T$, $p_s - p_t \approx (z_s - z_t)/(KT)$
+# minus its mean (a first-order expansion of softmax around uniform), so the bare KL's gradient shrinks
+# like $1/T^2$ and the $T^2$ factor cancels that. The cell checks the formula against autograd.
 
 # %%
-# 3. The training pairs where the teacher contradicts the gold label.
-wrong = torch.nonzero(~teacher_right)[:5, 0].tolist()
-pd.DataFrame([{"premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i]["sentence2"],
-               "gold": task.label_names[raw_train[i]["label"]], "p(entail)": round(p1[i].item(), 3)} for i in wrong])
-# On these pairs KD pulls the student towards the teacher's answer and CE towards the gold label;
-# with alpha = 0.5 they pull against each other. DCS (notebook 02) raises the weight of such an
-# example whenever the student sides with the label against the teacher.
+# NBVAL_CHECK_OUTPUT
+for T in (1.0, 2.0, 5.0):
+    z = student.clone().requires_grad_(True)
+    kd_loss(z, teacher, T).sum().backward()
+    formula = T * (F.softmax(student / T, -1) - F.softmax(teacher / T, -1))
+    print(f"T = {T}: autograd equals T * (p_s - p_t): {torch.allclose(z.grad, formula, atol=1e-6)}")
+
+# %%
+# 4. The training sentences where the teacher contradicts the gold label.
+wrong = torch.nonzero(~teacher_right)[:6, 0].tolist()
+pd.DataFrame([{"sentence": raw_train[i]["sentence"], "gold": task.label_names[raw_train[i]["label"]],
+               "p(positive)": round(p1[i].item(), 3)} for i in wrong])
+# Where the label is wrong, KD pulls the student towards the right answer and CE towards the wrong
+# one; where the teacher is wrong, the reverse. With alpha = 0.5 they pull against each other. DCS
+# (notebook 02) raises the weight of such an example whenever the student sides with the label
+# against the teacher.
