@@ -228,12 +228,14 @@ def committed_results(results: Path):
 
 
 def strip_volatile(nb):
-    """Drop what changes on every run but is not content: cell timings, widget state."""
+    """Drop what changes on every run but is not content: cell timings, widget state and widget outputs."""
     nb.metadata.pop("widgets", None)
     nb.metadata["language_info"] = {"name": "python"}
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("ExecuteTime", None)
+        if cell.cell_type == "code":  # a widget without its state renders as a raw `interactive(...)` line
+            cell.outputs = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
     return nb
 
 

@@ -13,9 +13,11 @@
 #     name: python3
 # ---
 
+
 # %% [markdown]
 # # 02 · Sample reweighting: the corrective part of DCS
 #
+# [Open in Colab](https://colab.research.google.com/github/OWNER/dcs-tutorial/blob/main/notebooks/02_sample_reweighting.ipynb)
 #
 # KD treats every training example alike. DCS does not: after each epoch it compares the student's
 # predictions with the teacher's and raises the weight of the examples where they disagree, as
@@ -23,18 +25,30 @@
 #
 # - see AdaBoost's reweighting on a toy example;
 # - write the DCS weight update yourself, then switch to `dcs_lib.weighting.update_weights`;
-# - explore with sliders how $\lambda$, the step rule and clipping shape the weights over epochs;
-# - train a DCS student on RTE and look at which examples become discordant, how the weight
-#   distribution and its effective sample size evolve, and the texts that end up weighted most.
+# - explore how $\lambda$, the step rule and clipping shape the weights over epochs;
+# - run the whole DCS loop on a synthetic problem in seconds, and see where reweighting helps and
+#   where it hurts as the teacher's training grows;
+# - train a DCS student on SST-2 and look at which examples become discordant, how the weights and
+#   their effective sample size evolve, and the sentences that end up weighted most.
 #
+# **Run time.** Full run: 4.1 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
+# measured here). Classroom mode (`DCS_CLASSROOM=1`) takes about 2 minutes, `DCS_SMOKE=1` (what CI
+# runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
+# `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
+# on the CPU. The teacher's logits came from the cache that notebook 01 wrote; the DCS run is kept in
+# the run cache for notebook 03. Every number in the text was read off the outputs.
 #
-# **Run time.** Full run: 16.7 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not measured here). With `DCS_SMOKE=1` (tiny subsets and
-# short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
-# notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and the
-# real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
-# clutter the page, and with torch on one CPU thread (`OMP_NUM_THREADS=1`), because another job kept
-# the second core busy; with another thread count or machine the last digits of the training results
-# can differ. Every number in the text was read off those outputs.
+# <!-- constants: 42 -->
+
+# %%
+# Colab, or any Python without the package: install it from the repository (skipped when dcs_lib imports).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("dcs_lib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "dcs-tutorial @ git+https://github.com/OWNER/dcs-tutorial"], check=True)
 
 # %% [markdown]
 # ## What is the paper's and what is ours
@@ -49,20 +63,19 @@
 
 # %% [markdown]
 # ## Parameters
+#
+# The same sizes as notebooks 01 and 03 (`dcs_lib.notebook.COURSE_MODES`), so that the three share
+# the teacher and the runs.
 
 # %%
 import os
-from pathlib import Path
 
-from dcs_lib.notebook import glue_dir
+from dcs_lib.notebook import COURSE_MODES, COURSE_TASK, course_dir, course_mode, glue_dir, project_root
 
-SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, short training
+SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
+MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2 min); "smoke" with DCS_SMOKE=1
+SIZES = COURSE_MODES[MODE]  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
 SEED = 42
-N_TRAIN = 64 if SMOKE else None  # None: all 2,490 RTE training examples
-N_DEV = 32 if SMOKE else None  # None: all 277 dev examples
-# Smoke mode keeps 2 epochs here: weights are updated only between epochs, so 1 would show nothing.
-EPOCHS = 2 if SMOKE else 3
-TEACHER_EPOCHS = 1 if SMOKE else 2
 LAM, STEP = 1.0, "fixed"  # the weight update
 CLIP_MIN, CLIP_MAX = 0.1, 10.0
 
@@ -70,10 +83,11 @@ CLIP_MIN, CLIP_MAX = 0.1, 10.0
 # root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
 DATA_DIR = glue_dir()
 
-CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
-RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
-           else Path("..") / "data" / "results" / "notebooks") / "02_sample_reweighting.jsonl"
-print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
+RUNS = course_dir()  # runs/notebooks: teacher logits (cache/) and finished runs (results/), shared by 01-03
+CACHE_DIR, RUN_CACHE = RUNS / "cache", RUNS / "results"
+RESULTS = ((project_root() / "data" / "results" / "notebooks") if MODE == "full" and project_root()
+           else RUNS / MODE) / "02_sample_reweighting.jsonl"
+print(f"SMOKE = {SMOKE}, mode {MODE}: {COURSE_TASK} {SIZES}, seed {SEED}")
 
 # %%
 from dcs_lib.notebook import quiet_libraries
@@ -139,8 +153,11 @@ print(f"share of weight on the two missed examples: {w_next[missed.bool()].sum()
 # a = \lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon} \ \text{("adaboost")},$$
 #
 # with $\varepsilon$ the weighted share of discordant examples. The weights are then rescaled to mean 1
-# (so the loss keeps its scale and the learning rate its meaning) and clipped to
-# $[w_\min, w_\max]$ (so no example is ever ignored, and none can take over). Rescaling and clipping
+# and clipped to $[w_\min, w_\max]$ (so no example is ever ignored, and none can take over). The
+# rescaling does *not* keep the loss's scale: the loss divides by each batch's weight sum,
+# $\sum_i w_i \ell_i / \sum_i w_i$, so multiplying every weight by the same number changes nothing.
+# What the mean of 1 fixes is the meaning of the clipping bounds: $w_\max = 10$ means "ten times
+# the average example", whatever happened in earlier updates. Rescaling and clipping
 # interfere: clip after dividing by the mean and the mean is no longer 1. We find the scale $s$ with
 # $\mathrm{mean}(\mathrm{clip}(s\,w)) = 1$ by bisection; the clipped mean grows with $s$, so this
 # converges.
@@ -272,12 +289,12 @@ def draw(history, axes, title=""):
 
 # %% [markdown]
 # The live explorer. `interactive` builds a slider per argument and calls the function on every
-# change; without a running kernel it shows nothing, hence the static figure after it.
+# change. It needs `ipywidgets` (the project's `notebooks` extra) and a running kernel; without either
+# it shows nothing (on GitHub, for instance), hence the static figure after it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import ipywidgets as widgets
-from IPython.display import display
+from dcs_lib.notebook import widgets_or_none
 
 
 def explore(lam=1.0, step="fixed", clip_max=10.0, clip_min=0.1, accumulate=True):
@@ -288,15 +305,18 @@ def explore(lam=1.0, step="fixed", clip_max=10.0, clip_min=0.1, accumulate=True)
     plt.show()
 
 
-explorer = widgets.interactive(
-    explore,
-    lam=widgets.FloatSlider(value=1.0, min=0.0, max=3.0, step=0.1, description="lambda"),
-    step=widgets.Dropdown(options=["fixed", "adaboost"], value="fixed", description="step"),
-    clip_max=widgets.FloatSlider(value=10.0, min=1.0, max=30.0, step=0.5, description="clip max"),
-    clip_min=widgets.FloatSlider(value=0.1, min=0.01, max=1.0, step=0.01, description="clip min"),
-    accumulate=widgets.Checkbox(value=True, description="accumulate"),
-)
-display(explorer)
+widgets = widgets_or_none()  # None, with one line saying so, when ipywidgets is not installed
+if widgets is not None:
+    from IPython.display import display
+
+    display(widgets.interactive(
+        explore,
+        lam=widgets.FloatSlider(value=1.0, min=0.0, max=3.0, step=0.1, description="lambda"),
+        step=widgets.Dropdown(options=["fixed", "adaboost"], value="fixed", description="step"),
+        clip_max=widgets.FloatSlider(value=10.0, min=1.0, max=30.0, step=0.5, description="clip max"),
+        clip_min=widgets.FloatSlider(value=0.1, min=0.01, max=1.0, step=0.01, description="clip min"),
+        accumulate=widgets.Checkbox(value=True, description="accumulate"),
+    ))
 
 # %% [markdown]
 # The static version: four settings, one row each.
@@ -326,16 +346,70 @@ plt.show()
 #    stays at 0.5 instead of falling below 0.2.
 # 4. **No accumulation**: weights only remember the last epoch, so the corrected group drops back
 #    to the others as soon as it is learnt.
+
+# %% [markdown]
+# ## 4. The whole DCS loop in seconds, and where it helps
 #
-# ## 4. On real RTE: which examples become discordant
+# Before real data, the complete cycle on the synthetic problem of notebook 01 (300 points, 20% of
+# the training labels flipped, a clean test set), as self-distillation: the teacher is the same small
+# network trained on the *same* noisy data. `dcs_lib.toy.train` with a teacher runs exactly DCS's
+# loop with the library's pieces: one plain epoch; then after each epoch the disagreement flags, the
+# weight update above, and the weighted loss $\sum_i w_i(\alpha\,\mathrm{CE}_i + (1-\alpha)T^2\mathrm{KL}_i)/\sum_i w_i$.
+# With $\lambda = 0$ the weights stay uniform and the same loop is plain KD, so **DCS − KD is the
+# reweighting's own contribution**.
 #
-# Now a real DCS student. Instead of calling `run`, we unroll what it does, so we can keep the
-# weight vector after each epoch: load the data and the teacher's logits (cached if notebook 01 ran),
-# seed, load the student, build the `Weighted` objective that `run` uses for DCS, and hand it to `fit`.
-# A small subclass records, at each update, the weights and the student's predictions on the training
-# set. With the same seed and settings this is the DCS run of notebook 03, number for number.
+# `toy.sweep` varies the teacher's training (1 to 64 epochs: from undertrained to a teacher that has
+# memorised the noisy labels) over three seeds and trains a vanilla, a KD and a DCS student each time.
+# It does so twice: with the teacher's logits on its own training set, as DCS uses them, and with
+# **out-of-fold** logits, where each training example's teacher logits come from a teacher trained on
+# the other half of the data, so they cannot repeat a memorised label.
 #
-# <!-- constants: 10 (the clip limit) -->
+# <!-- constants: 300 20 1 64 (the toy's settings and teacher budgets) -->
+
+# %%
+import time
+
+from dcs_lib import toy
+
+start = time.perf_counter()
+in_sample = toy.sweep()  # 3 seeds x 4 teacher budgets; teacher, vanilla, KD and DCS students
+out_of_fold = toy.sweep(out_of_fold=True)
+sweep_s = time.perf_counter() - start
+toy.plot_sweep({"teacher's own training-set logits": in_sample, "out-of-fold logits": out_of_fold})
+plt.show()
+print(f"both sweeps: {sweep_s:.0f} s")
+toy.gains(in_sample)
+
+# %%
+toy.gains(out_of_fold)
+
+# %% [markdown]
+# The check below is on coarse properties of those tables, which hold on any machine (the exact
+# accuracies of small networks can move in the last digit between CPUs): the sign and size of the
+# reweighting's effect with the memorising teacher, and what out-of-fold logits do to it.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+g_in, g_oof = toy.gains(in_sample), toy.gains(out_of_fold)
+print("the reweighting (DCS - KD) helps for some teacher, in-sample logits:", bool((g_in["dcs - kd"] > 0).any()))
+print("with the 64-epoch teacher's own logits, DCS - KD is below -10 points:", bool(g_in.loc[64, "dcs - kd"] < -10))
+print("out-of-fold logits remove most of that damage:", bool(g_oof.loc[64, "dcs - kd"] > g_in.loc[64, "dcs - kd"] / 2))
+
+# %% [markdown]
+# ### What the toy shows
+#
+# (Written after the full run.)
+
+# %% [markdown]
+# ## 5. On real SST-2: which examples become discordant
+#
+# Now a real DCS student, with the paper's teacher (2 epochs, the student's seed; notebook 01 trained
+# it). Instead of calling `run`, we unroll what it does, so we can keep the weight vector after each
+# update: load the data and the teacher's logits, seed, load the student, build the `Weighted`
+# objective that `run` uses for DCS, and hand it to `fit`. A small subclass records, at each update,
+# the weights and the student's predictions on the training set. With the same seed and settings
+# this *is* `run`'s DCS run, number for number, so its record goes into the run cache, and notebook 03
+# loads it instead of training it again.
 
 # %%
 import dataclasses
@@ -349,17 +423,17 @@ from dcs_lib.methods import RunConfig, Weighted, prepare_data, teacher_logits
 from dcs_lib.models import load_model, load_tokenizer
 from dcs_lib.train import fit, seed_everything
 
-cfg = RunConfig(task="rte", method="dcs", seed=SEED, data_dir=DATA_DIR, n_train=N_TRAIN, n_dev=N_DEV,
-                epochs=EPOCHS, teacher_epochs=TEACHER_EPOCHS, lam=LAM, step=STEP,
+cfg = RunConfig(**COURSE_TASK, **SIZES, method="dcs", seed=SEED, data_dir=DATA_DIR, lam=LAM, step=STEP,
                 clip_min=CLIP_MIN, clip_max=CLIP_MAX, disagreement_source="eval")
 task = cfg.validate()
 tokenizer = load_tokenizer(cfg.model)
 data = prepare_data(cfg, task, tokenizer)
-raw_train = subsample(load_task(task, DATA_DIR)["train"], N_TRAIN, SEED)  # the texts of the same rows
+raw_train = subsample(load_task(task, DATA_DIR)["train"], cfg.n_train, cfg.data_seed)  # the texts of the same rows
 print({split: data[split].num_rows for split in data})
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+start = time.perf_counter()
 t_logits, t_record = teacher_logits(cfg, task, data, tokenizer, cache_dir=CACHE_DIR)
 print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
 print(f"teacher dev accuracy {t_record['final']['accuracy']:.4f}, on its training set {t_record['train']['accuracy']:.4f}")
@@ -388,8 +462,8 @@ class RecordingWeighted(Weighted):
 
 # %% [markdown]
 # Training: the first epoch is plain CE (our reading: the student first learns the task on its own,
-# so that its disagreements with the teacher mean something); after it, the first update. Epochs 2
-# and 3 use the DCS loss with the weights. There is no update after the last epoch, since nothing
+# so that its disagreements with the teacher mean something); after it, the first update. The later
+# epochs use the DCS loss with the weights. There is no update after the last epoch, since nothing
 # would train on it.
 
 # %%
@@ -440,102 +514,82 @@ for s in updates:
 discordant_table = pd.DataFrame(rows)
 discordant_table
 
-# %%
-if len(updates) >= 2:
-    first, second = (disagreement(s["student"], t_logits).bool() for s in updates[:2])
-    print(f"discordant after epoch {updates[0]['epoch']}: {int(first.sum())}; after epoch {updates[1]['epoch']}: "
-          f"{int(second.sum())}; both times: {int((first & second).sum())}; newly discordant: {int((second & ~first).sum())}")
-
 # %% [markdown]
-# ## 5. The weight distribution, epoch by epoch
+# ## 6. The weight distribution after each update
 #
 # With the fixed step each update multiplies a discordant example's weight by $e$ before rescaling,
-# so the weights take only a few distinct values: one per pattern of past disagreements. The histogram
-# (log scale) shows them; the ESS line is the one-number summary. There is no update after the last
-# epoch, so the histogram after epoch 3 hides the one after epoch 2.
+# so the weights take only a few distinct values, one per pattern of past disagreements. So instead of
+# a histogram, the figure counts the examples at each distinct value, one panel per update, with the
+# count written on each bar (the bars differ by a factor of a hundred, so heights alone would hide
+# the small ones). There is no update after the last epoch, so there is one panel per update, not per
+# epoch.
 
 # %%
-fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
-bins = np.logspace(np.log10(CLIP_MIN), np.log10(CLIP_MAX), 40)
-for s in objective.snapshots:
-    left.hist(s["weights"].numpy(), bins=bins, histtype="step", linewidth=1.5, label=f"after epoch {s['epoch']}")
-left.set(xscale="log", yscale="log", xlabel="sample weight", ylabel="training examples", title="RTE: DCS weights")
-left.legend(fontsize=8)
-epochs_axis = [0] + [s["epoch"] for s in objective.snapshots]
-right.plot(epochs_axis, [1.0] + [weight_stats(s["weights"])["ess"] for s in objective.snapshots], "o-", label="ESS")
-right.plot([e["epoch"] for e in history], [e["weights"].get("discordant", np.nan) for e in history], "s--",
-           label="discordant (at update)")
-right.set(xlabel="epoch", ylabel="fraction", ylim=(0, 1.05), title="effective sample size")
-right.legend(fontsize=8)
+fig, axes = plt.subplots(1, max(1, len(updates)), figsize=(5.5 * max(1, len(updates)), 3.2), squeeze=False)
+for ax, s in zip(axes[0], updates):
+    values, counts = np.unique(s["weights"].numpy().round(2), return_counts=True)
+    bars = ax.bar(range(len(values)), counts, color="#4c78a8")
+    ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
+    ax.set(xlabel="sample weight", ylabel="training examples", ylim=(0, 1.15 * counts.max()),
+           title=f"after epoch {s['epoch']}: ESS {weight_stats(s['weights'])['ess']:.2f}")
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 6. The most up-weighted examples
+# ## 7. The most up-weighted examples
 #
-# The texts that end with the largest weights, with the gold label, the teacher's probability of
-# entailment, and the student's prediction at each update. Ties are broken by the student's
-# distance from the teacher at the last update.
+# The sentences that end with the largest weights, with the gold label, the teacher's probability of
+# *positive*, and the student's prediction at each update. Ties are broken by the student's distance
+# from the teacher at the last update. Then the question that decides whether the extra weight is
+# well spent: on how many of the up-weighted examples is the teacher itself wrong?
 
 # %%
 final = objective.snapshots[-1]["weights"]
 last_student = updates[-1]["student"] if updates else t_logits
-gap = (F.softmax(last_student, -1)[:, 0] - F.softmax(t_logits, -1)[:, 0]).abs()
+gap = (F.softmax(last_student, -1)[:, 1] - F.softmax(t_logits, -1)[:, 1]).abs()
 order = sorted(range(len(final)), key=lambda i: (-final[i].item(), -gap[i].item()))[:8]
 pd.set_option("display.max_colwidth", 110)
 top = pd.DataFrame([{
-    "weight": round(final[i].item(), 2), "premise": raw_train[i]["sentence1"], "hypothesis": raw_train[i]["sentence2"],
-    "gold": task.label_names[labels[i]], "teacher p(entail)": round(F.softmax(t_logits[i], -1)[0].item(), 3),
+    "weight": round(final[i].item(), 2), "sentence": raw_train[i]["sentence"], "gold": task.label_names[labels[i]],
+    "teacher p(positive)": round(F.softmax(t_logits[i], -1)[1].item(), 3),
     "student at updates": " ".join(task.label_names[int(s["student"][i].argmax())][:3] for s in updates),
 } for i in order])
 top
 
 # %%
+up = final > 1
+teacher_wrong = teacher_pred != labels
+print(f"{int(up.sum())} examples end above weight 1 and carry {final[up].sum() / final.sum():.1%} of the total weight")
+print(f"the teacher is wrong on {teacher_wrong[up].float().mean():.1%} of them, "
+      f"against {teacher_wrong.float().mean():.1%} of the whole training set")
+if updates:
+    student_wrong = updates[-1]["student"].argmax(-1) != labels
+    print(f"the student (at the last update) is wrong on {student_wrong[up].float().mean():.1%} of them")
+
+# %%
 # NBVAL_IGNORE_OUTPUT
+from dcs_lib.methods import best_epoch, versions
+from dcs_lib.notebook import store_run
+from dcs_lib.teacher import precision
+
 record = {"task": task.name, "method": "dcs", "seed": cfg.seed, "config": dataclasses.asdict(cfg),
-          "metric": task.primary, "n_train": len(data["train"]), "epochs": history,
-          "teacher": {k: v for k, v in t_record.items() if k != "epochs"},
-          "discordant": discordant_table.to_dict("records"),
-          "final_weights": [round(v, 5) for v in final.tolist()]}
+          "metric": task.primary, "n_train": len(data["train"]), "n_dev": len(data["validation"]), "epochs": history,
+          "best": {"epoch": (b := best_epoch(history, task))["epoch"], **b["dev"]},
+          "final": {"epoch": history[-1]["epoch"], **history[-1]["dev"]},
+          "teacher": {k: v for k, v in t_record.items() if k != "history"}, "wall_s": time.perf_counter() - start,
+          "device": str(DEVICE), "precision": precision(torch.device(DEVICE), cfg.amp), "world_size": 1,
+          "versions": versions()}
+store_run(record, cfg, RUN_CACHE)  # notebook 03 loads this run instead of training it again
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
-RESULTS.write_text(json.dumps(record, sort_keys=True) + "\n")
-print("record saved to", RESULTS.relative_to(Path("..")))
+RESULTS.write_text(json.dumps({**record, "discordant": discordant_table.to_dict("records"),
+                               "final_weights": [round(v, 5) for v in final.tolist()]}, sort_keys=True) + "\n")
+print("record saved to", RESULTS.relative_to(RUNS.parent.parent), "and to the run cache")
 
 # %% [markdown]
 # ### What happened
 #
-#
-# The teacher is weak: after two epochs it scores 55.96 on dev (the majority class scores 52.7, notebook 00) and
-# 66.27% on its own training set, with probabilities close to one half (about 0.53-0.55 on the
-# examples shown above). That shapes everything DCS does with it.
-#
-# - **After epoch 1** (plain CE) the student disagrees with the teacher on 952 of the 2,490 training
-#   examples (38.2%). 553 of them are examples the teacher gets right and the student wrong, the case
-#   DCS is designed for; the other 399 are the reverse. The first update gives the 952 a weight
-#   $e \approx 2.72$ times the others' (1.64 against 0.60 after rescaling); the ESS drops to 0.80.
-# - **After epoch 2** only 352 examples are still discordant (14.1%), and the mix has flipped: 247 are
-#   examples the *student* gets right and the teacher wrong, 105 the reverse. 326 were discordant both
-#   times, and only 26 are new. Those 326 now weigh $e^2 \approx 7.4$ times an example that never
-#   disagreed (3.23 against 0.44); the ESS is 0.54. The clip range $[0.1, 10]$ never binds.
-# - **The eight most up-weighted examples shown** are all of one kind: gold label *not_entailment*, the teacher
-#   leaning to *entailment* with about 0.53-0.55, and the student right both times. Over all 978
-#   examples that end above weight 1, the teacher is wrong on 42%, against 34% of the training set.
-# - The student's dev accuracy goes 49.82, 55.60, 55.60 over the three epochs: level with the
-#   teacher (55.96), not above it. Notebook 03 compares it with vanilla fine-tuning and KD.
-#
-# So with this teacher, the "corrective" signal is mostly the teacher's own uncertainty: by the
-# second update, most of the extra weight sits on examples where the student already agrees with the
-# label and the teacher does not. Because the teacher's distribution there is close to uniform, the
-# KL term pulls those examples towards "unsure" rather than towards the wrong class, and the CE term,
-# which the weights multiply too, keeps pulling towards the label. DCS's premise is a teacher that
-# knows more than the student; a 2-epoch MiniLM teacher on RTE barely does. A stronger teacher (more
-# epochs, a larger model) or a method that reweights by disagreement with the gold label (`reweight`)
-# are the natural things to try next, and the exercises start on that.
-#
-#
-# <!-- from 00_setup: 52.7 -->
-#
-# <!-- constants: 10 (the clip limit) -->
+# (Written after the full run.)
 
 # %% [markdown]
 # ## Summary
@@ -543,11 +597,12 @@ print("record saved to", RESULTS.relative_to(Path("..")))
 # - DCS reweights like AdaBoost, with "disagrees with the teacher" in place of "misclassified"; the
 #   paper gives the idea, and the formula, step rules, accumulation and clipping are our reading.
 # - `dcs_update` written here and `dcs_lib.weighting.update_weights` agree; the update keeps the mean
-#   weight at 1 and every weight in $[0.1, 10]$.
+#   weight at 1 (which fixes what the clipping bounds mean, not the loss's scale) and every weight in
+#   $[0.1, 10]$.
 # - The effective sample size says how much of the training set the weighted loss still uses.
-#   On RTE with a weak teacher (55.96 on dev), the discordant set shrinks from 38% to 14% of the
-#   training data after two updates, the ESS falls to 0.54, and most of the extra weight ends up on
-#   examples the teacher gets wrong: disagreement is only as good a signal as the teacher.
+# - On the toy, reweighting by disagreement with a teacher that learnt from the same noisy labels
+#   never beats plain KD, and hurts badly once the teacher has memorised those labels; out-of-fold
+#   teacher logits remove most of the damage.
 #
 # ## Exercises
 #
@@ -555,8 +610,9 @@ print("record saved to", RESULTS.relative_to(Path("..")))
 #    $k$ discordant updates, relative to one that never disagreed? Check with `simulate`.
 # 2. Change the toy pattern so that *half* of the examples disagree in every epoch. What does the
 #    AdaBoost step do, and why?
-# 3. On RTE, what share of the up-weighted examples are ones the teacher itself gets wrong? What does
-#    that suggest about using the teacher's disagreement as the signal?
+# 3. On SST-2, the student's prediction was recorded at every update. Among the examples that were
+#    discordant at the last update, on how many was the student right? What does that say about the
+#    signal DCS up-weights?
 #
 # <!-- constants: 0.1 10 (the clip limits) -->
 
@@ -575,12 +631,12 @@ half = torch.cat([torch.ones(50), torch.zeros(50)])
 print(update_weights(torch.ones(100), half, step="adaboost")[:3].tolist(), "...")
 
 # %%
-# 3. Among examples whose final weight is above 1: how many does the teacher get wrong?
-up = final > 1
-if up.any():
-    share = (teacher_pred[up] != labels[up]).float().mean().item()
-    print(f"{int(up.sum())} examples end above weight 1; the teacher is wrong on {share:.0%} of them "
-          f"(on {(teacher_pred != labels).float().mean():.0%} of all training examples)")
-# A large share means DCS spends its extra weight partly on the teacher's own errors: disagreement
-# with a weak teacher is a noisy signal. Reweighting by disagreement with the gold label instead is
-# the "reweight" method of dcs_lib (RunConfig(method="reweight")).
+# 3. At the last update: discordant examples where the student agreed with the gold label.
+if updates:
+    d_last = disagreement(updates[-1]["student"], t_logits).bool()
+    right = updates[-1]["student"].argmax(-1) == labels
+    print(f"{int(d_last.sum())} discordant at the last update; the student was right on {int((d_last & right).sum())} "
+          f"of them, the teacher on {int((d_last & ~right).sum())}")
+# Each such example the student already gets right is up-weighted only because the teacher is
+# wrong on it: the KL term then pulls towards the teacher's mistake. Disagreement is only as good a
+# signal as the teacher; notebook 03 tries a converged teacher.
