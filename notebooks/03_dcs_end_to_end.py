@@ -13,70 +13,80 @@
 #     name: python3
 # ---
 
+
 # %% [markdown]
 # # 03 · DCS end to end
 #
+# [Open in Colab](https://colab.research.google.com/github/OWNER/dcs-tutorial/blob/main/notebooks/03_dcs_end_to_end.ipynb)
 #
-# The whole method on RTE with the bundled MiniLM: a teacher, then a DCS student, compared with
-# vanilla fine-tuning and plain KD under the same seed and the same budget. Then a walk through the
-# library's training loop, so that you can adapt it to your own model and data. You will learn
+# The whole method in one place, then on SST-2 with the bundled MiniLM: DCS with two teachers, next
+# to vanilla fine-tuning and plain KD with the same teachers, all on one seed; then the training
+# loop, on the page and piece by piece, so that you can adapt it. You will learn
 #
-# - how to run the three methods with `dcs_lib.methods.run` and read their records;
-# - how they compare on RTE's dev set, epoch by epoch (and how little one seed can say);
-# - what the loop does about the device, mixed precision, padding and the teacher's logits;
-# - how to plug in another model, your own data, or your own objective.
+# - the algorithm (a box with the math) and the training cycle (a picture);
+# - how DCS compares with vanilla and KD when the teacher is the paper's (2 epochs) and when it is a
+#   converged peer (a vanilla run of another seed), and how little one seed can say;
+# - the core of the training loop, in one function you can read top to bottom;
+# - what the library's loop does about the device, mixed precision, padding and the teacher's
+#   logits, and how to plug in another model, your own data, or your own objective.
 #
+# **Run time.** Full run: 5.0 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
+# measured here). Classroom mode (`DCS_CLASSROOM=1`) takes about 2 minutes, `DCS_SMOKE=1` (what CI
+# runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
+# `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
+# on the CPU. It loaded the vanilla, KD and DCS runs with the paper's teacher from the run cache that
+# notebooks 01 and 02 wrote, and trained the peer teacher and the two students that use it. Every
+# number in the text was read off the outputs.
 #
-# **Run time.** Full run: 27.4 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not measured here). With `DCS_SMOKE=1` (tiny subsets and
-# short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
-# notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and the
-# real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
-# clutter the page, and with torch on one CPU thread (`OMP_NUM_THREADS=1`), because another job kept
-# the second core busy; with another thread count or machine the last digits of the training results
-# can differ. Every number in the text was read off those outputs.
-#
-# The teacher's logits were loaded from the cache that notebook 02's full run wrote (same model,
-# seed, data and settings), so the time above does not include training the teacher: a first run
-# that has to train it takes about 6.4 minutes more.
+# <!-- constants: 42 -->
+
+# %%
+# Colab, or any Python without the package: install it from the repository (skipped when dcs_lib imports).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("dcs_lib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "dcs-tutorial @ git+https://github.com/OWNER/dcs-tutorial"], check=True)
 
 # %% [markdown]
 # ## What is the paper's and what is ours
 #
 # The table of every piece, the paper's and ours, is in notebook 00 ([00_setup](00_setup.ipynb),
 # "The course"); `dcs_lib.notebook.paper_vs_ours()` shows it in any notebook. Every "our reading" is
-# an option of `dcs_lib.methods.RunConfig`, so you can change it.
-
-# %% [markdown]
+# an option of `dcs_lib.methods.RunConfig`, so you can change it. The converged peer teacher is not
+# the paper's: it is the teacher of the project's study of when DCS helps
+# (`data/results/study/PROTOCOL.md`).
+#
 # ## Parameters
 #
-# The defaults are `RunConfig`'s: 3 student epochs, batch size 32, learning rate 5e-5 with 10% warm-up
-# and linear decay, AdamW with weight decay 0.01, inputs cut at 128 tokens, a 2-epoch teacher.
+# The same sizes as notebooks 01 and 02 (`dcs_lib.notebook.COURSE_MODES`), so that the runs they
+# trained are loaded here, not trained again. The other defaults are `RunConfig`'s: batch size 32,
+# learning rate 5e-5 with 10% warm-up and linear decay, AdamW with weight decay 0.01.
 #
-# <!-- constants: 32 0.01 (RunConfig's defaults) -->
+# <!-- constants: 32 0.01 10 (RunConfig's defaults) -->
 
 # %%
 import os
-from pathlib import Path
 
-from dcs_lib.notebook import glue_dir
+from dcs_lib.notebook import COURSE_MODES, COURSE_TASK, course_dir, course_mode, glue_dir, project_root
 
-SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, short training
+SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
+MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2 min); "smoke" with DCS_SMOKE=1
+SIZES = COURSE_MODES[MODE]  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
 SEED = 42
-N_TRAIN = 64 if SMOKE else None  # None: all 2,490 RTE training examples
-N_DEV = 32 if SMOKE else None  # None: all 277 dev examples
-# Smoke mode keeps 2 epochs: DCS updates its weights between epochs, so 1 would not exercise it.
-EPOCHS = 2 if SMOKE else 3
-TEACHER_EPOCHS = 1 if SMOKE else 2
-METHODS = ["vanilla", "kd", "dcs"]
+PEER_SEED = 43  # the converged peer teacher: the vanilla run of this seed, as many epochs as the student
 
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
 # root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
 DATA_DIR = glue_dir()
 
-CACHE_DIR = Path("..") / "runs" / "notebooks" / "cache"  # teacher logits, shared by notebooks 01-03
-RESULTS = (Path("..") / "runs" / "notebooks" / "smoke" if SMOKE
-           else Path("..") / "data" / "results" / "notebooks") / "03_dcs_end_to_end.jsonl"
-print(f"SMOKE = {SMOKE}, seed {SEED}, student epochs {EPOCHS}, teacher epochs {TEACHER_EPOCHS}")
+RUNS = course_dir()  # runs/notebooks: teacher logits (cache/) and finished runs (results/), shared by 01-03
+CACHE_DIR, RUN_CACHE = RUNS / "cache", RUNS / "results"
+RESULTS = ((project_root() / "data" / "results" / "notebooks") if MODE == "full" and project_root()
+           else RUNS / MODE) / "03_dcs_end_to_end.jsonl"
+print(f"SMOKE = {SMOKE}, mode {MODE}: {COURSE_TASK} {SIZES}, seed {SEED}, peer teacher seed {PEER_SEED}")
 
 # %%
 from dcs_lib.notebook import quiet_libraries
@@ -92,156 +102,223 @@ from dcs_lib.notebook import show_environment
 DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
 
 # %% [markdown]
-# ## 1. Data
+# ## 1. The method in one place
 #
-# One `RunConfig` describes a run; only `method` will change between the three students. The data is
-# loaded, subsampled (not in a full run) and tokenised once, and passed to every run.
+# **Algorithm: Dynamic Corrective Self-Distillation** (the paper's idea; the update's details are our
+# reading, see the table in notebook 00)
+#
+# ```text
+# input:  training set {(x_i, y_i)}, i = 1..n; pretrained checkpoint θ0; epochs E; α, T, λ; clip [w_min, w_max]
+#
+# 1. teacher:  θ_t ← fine-tune θ0 with CE for E_t epochs
+#              z_t,i ← f(x_i; θ_t)            for every training example, computed once and cached
+# 2. student:  θ ← θ0 (new head, same seed);  w_i ← 1 for all i
+# 3. for epoch e = 1..E:
+#        for each batch B:
+#            z_i ← f(x_i; θ)
+#            if e = 1:  L ← mean_{i∈B} CE(z_i, y_i)                                 (plain first epoch)
+#            else:      L ← Σ_{i∈B} w_i [ α CE(z_i, y_i) + (1−α) T² KL(softmax(z_t,i/T) ‖ softmax(z_i/T)) ]
+#                            / Σ_{i∈B} w_i
+#            θ ← AdamW step on ∇_θ L (gradient clipped, linear warm-up then decay)
+#        if e < E:                                                                   (nothing trains on a last update)
+#            d_i ← 1[ argmax f(x_i; θ) ≠ argmax z_t,i ]     for every training example (eval-mode pass)
+#            w_i ← w_i · exp(λ d_i)
+#            w   ← clip(s·w, w_min, w_max), with s such that mean(w) = 1
+# 4. return θ
+# ```
+#
+# With $\lambda = 0$ the weights stay 1 and the loop is plain KD, which is why KD with the same teacher
+# is the control that isolates the reweighting. The cycle, drawn:
+
+# %%
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+import matplotlib.pyplot as plt
+
+boxes = {"teacher": (0.5, 3.2, "teacher\nfine-tuned once;\nlogits z_t cached"),
+         "student": (3.4, 3.2, "student\none epoch of\nthe weighted loss"),
+         "disagree": (6.3, 3.2, "disagreement\nd_i = 1 if argmax\nstudent ≠ teacher"),
+         "weights": (6.3, 0.6, "weights\nw_i ← w_i·e^(λ d_i),\nmean 1, clipped"),
+         "loss": (3.4, 0.6, "weighted loss\nΣ w_i [αCE + (1−α)T²KL]\n/ Σ w_i")}
+fig, ax = plt.subplots(figsize=(9, 4.2))
+for name, (x0, y0, text) in boxes.items():
+    ax.add_patch(FancyBboxPatch((x0, y0), 2.3, 1.4, boxstyle="round,pad=0.08",
+                                fc="#f9e0c7" if name == "teacher" else "#dbe7f5", ec="#333"))
+    ax.text(x0 + 1.15, y0 + 0.7, text, ha="center", va="center", fontsize=9)
+for (a, b, label) in [("teacher", "student", "soft labels z_t"), ("student", "disagree", "predictions\nafter the epoch"),
+                      ("disagree", "weights", "d_i"), ("weights", "loss", "w_i"), ("loss", "student", "next epoch")]:
+    (xa, ya, _), (xb, yb, _) = boxes[a], boxes[b]
+    start = (xa + 2.3, ya + 0.7) if ya == yb and xb > xa else (xa, ya + 0.7) if ya == yb else (xa + 1.15, ya + (0 if yb < ya else 1.4))
+    end = (xb, yb + 0.7) if ya == yb and xb > xa else (xb + 2.3, yb + 0.7) if ya == yb else (xb + 1.15, yb + (1.4 if yb < ya else 0))
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color="#333"))
+    ax.text((start[0] + end[0]) / 2 + 0.1, (start[1] + end[1]) / 2 + 0.12, label, fontsize=8, color="#555", ha="center")
+ax.text(4.55, 2.55, "repeat every epoch", ha="center", fontsize=8, style="italic", color="#555")
+ax.set(xlim=(0, 9), ylim=(0.2, 4.9))
+ax.axis("off")
+ax.set_title("The DCS training cycle (the teacher is fixed; only the student and the weights change)")
+plt.show()
+
+# %% [markdown]
+# ## 2. Data and the two teachers
+#
+# One `RunConfig` describes a run; only `method` and the teacher settings change between the students.
+# The data is loaded, subsampled (2,000 fixed training sentences in a full run, the same for every
+# seed) and tokenised once, and passed to every run.
+#
+# - **The paper's teacher**: 2 epochs of plain fine-tuning from the student's own seed (notebook 01
+#   trained it; its logits come from the cache).
+# - **A converged peer teacher**: a vanilla run of another seed (`PEER_SEED`), trained as long as the
+#   student. `teacher_seed=PEER_SEED` with `teacher_epochs` = the student's epochs names exactly
+#   that run: the vanilla run below leaves its training-set logits in the teacher cache, so the peer
+#   teacher costs one vanilla run and nothing more.
+#
+# <!-- constants: 2,000 2 (the full mode's subset; the paper teacher's epochs) -->
 
 # %%
 import dataclasses
 import json
 
-import torch
+import numpy as np
+import pandas as pd
 
-from dcs_lib.methods import RunConfig, prepare_data, run, teacher_logits
+from dcs_lib.methods import RunConfig, prepare_data, teacher_logits
 from dcs_lib.models import load_tokenizer
+from dcs_lib.notebook import cached_run
 
-base = RunConfig(task="rte", seed=SEED, data_dir=DATA_DIR, n_train=N_TRAIN, n_dev=N_DEV, epochs=EPOCHS,
-                 teacher_epochs=TEACHER_EPOCHS)
+base = RunConfig(**COURSE_TASK, **SIZES, seed=SEED, data_dir=DATA_DIR)
 task = base.validate()
 tokenizer = load_tokenizer(base.model)
 data = prepare_data(base, task, tokenizer)
 print({split: data[split].num_rows for split in data}, "columns:", data["train"].column_names)
-
-# %% [markdown]
-# ## 2. The teacher
-#
-# The teacher is the pretrained checkpoint fine-tuned with CE for `TEACHER_EPOCHS` epochs. `run` would
-# train it on demand; calling `teacher_logits` first lets us look at it. If notebook 01 or 02 ran with
-# the same settings, its logits come from the cache in a second.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-t_logits, t_record = teacher_logits(base, task, data, tokenizer, cache_dir=CACHE_DIR)
-print("teacher logits:", tuple(t_logits.shape), "| loaded from the cache" if t_record["cached"] else "| trained now")
-for e in t_record["history"]:
-    print(f"teacher epoch {e['epoch']}: train loss {e['train_loss']:.4f}, dev accuracy {e['dev']['accuracy']:.4f}")
-print(f"on its training set: {t_record['train']['accuracy']:.4f}; training took {t_record['wall_s'] / 60:.1f} min")
+peer = dict(teacher_seed=PEER_SEED, teacher_epochs=base.epochs)  # the settings that name the peer teacher
 
 
-# %% [markdown]
-# ## 3. Three students, same seed, same budget
-#
-# Each run seeds everything with `SEED` before loading the student, so all three start from the same
-# random classification head and see the same batches in the same order. They differ only in the
-# objective:
-#
-# - **vanilla**: CE on the labels, every epoch;
-# - **KD**: $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}$ to the teacher, every epoch, uniform weights;
-# - **DCS**: epoch 1 plain CE, then the KD loss with per-example weights, updated after each epoch
-#   where the student (in an eval-mode pass over the training set) disagrees with the teacher.
-#
-# Each epoch is printed as it finishes; the records are saved as JSON lines.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-def log_epoch(method):
+def log_epoch(name):
     def report(e):
         w = e.get("weights")
         extra = f", discordant {w['discordant']:.3f}, ESS {w['ess']:.3f}" if w and "discordant" in w else ""
-        print(f"{method:8s} epoch {e['epoch']}: train loss {e['train_loss']:.4f}, "
+        print(f"{name:9s} epoch {e['epoch']}: train loss {e['train_loss']:.4f}, "
               f"dev accuracy {e['dev']['accuracy']:.4f}{extra} ({e['time_s']:.0f} s)")
     return report
 
 
-records = []
-for method in METHODS:
-    cfg = dataclasses.replace(base, method=method)
-    records.append(run(cfg, cache_dir=CACHE_DIR, data=data, tokenizer=tokenizer, on_epoch=log_epoch(method)))
+# %%
+# NBVAL_IGNORE_OUTPUT
+t_logits, t_record = teacher_logits(base, task, data, tokenizer, cache_dir=CACHE_DIR)
+print("paper teacher:", "loaded from the cache" if t_record["cached"] else "trained now",
+      f"| dev {t_record['final']['accuracy']:.4f}, on its training set {t_record['train']['accuracy']:.4f}")
+peer_run = cached_run(dataclasses.replace(base, method="vanilla", seed=PEER_SEED), RUN_CACHE, cache_dir=CACHE_DIR,
+                      data=data, tokenizer=tokenizer, on_epoch=log_epoch("peer"))
+p_logits, p_record = teacher_logits(dataclasses.replace(base, method="kd", **peer), task, data, tokenizer,
+                                    cache_dir=CACHE_DIR)
+print("peer teacher (vanilla, seed", PEER_SEED, "):", "run loaded from the run cache" if peer_run["cached"] else "trained now",
+      f"| dev {p_record['final']['accuracy']:.4f}, on its training set {p_record['train']['accuracy']:.4f}")
+
+# %% [markdown]
+# ## 3. Five students, same seed, same budget
+#
+# Each run seeds everything with `SEED` before loading the student, so all start from the same random
+# classification head and see the same batches in the same order. They differ only in the objective
+# and the teacher:
+#
+# - **vanilla**: CE on the labels, every epoch (notebook 01 trained it);
+# - **KD** and **DCS** with the paper's teacher (notebooks 01 and 02 trained them);
+# - **KD** and **DCS** with the peer teacher (trained here).
+#
+# `cached_run` loads a run from `runs/notebooks/results/` when an earlier notebook trained it and
+# prints its epochs as they were; otherwise it trains it.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+RUNS_TO_COMPARE = {"vanilla": dict(method="vanilla"), "kd": dict(method="kd"), "dcs": dict(method="dcs"),
+                   "kd-peer": dict(method="kd", **peer), "dcs-peer": dict(method="dcs", **peer)}
+records = {}
+for name, change in RUNS_TO_COMPARE.items():
+    records[name] = cached_run(dataclasses.replace(base, **change), RUN_CACHE, cache_dir=CACHE_DIR, data=data,
+                               tokenizer=tokenizer, on_epoch=log_epoch(name))
+    print(f"{name}: {'loaded from the run cache' if records[name]['cached'] else 'trained now'}")
 
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
-RESULTS.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-print("records saved to", RESULTS.relative_to(Path("..")))
+RESULTS.write_text("".join(json.dumps({"name": n, **{k: v for k, v in r.items() if k != "cached"}}, sort_keys=True)
+                           + "\n" for n, r in [("peer-teacher", peer_run), *records.items()]))
+print("records saved to", RESULTS.relative_to(RUNS.parent.parent))
 
 # %% [markdown]
 # ## 4. Results
 #
-# The table gives the dev accuracy in points at the best epoch and at the last one. The last epoch
-# is the honest number: picking the best epoch on the dev set and reporting it on the same dev set
-# flatters every method.
+# Dev accuracy in points at the last epoch (the honest number: nothing chosen on the dev set) and at
+# the best one (chosen on the dev set, so flattering for every method alike), with each run's
+# difference from vanilla and the teachers' own scores.
 
 # %%
-import numpy as np
-import pandas as pd
-
-from dcs_lib.report import runs_frame
-
-teacher_dev = 100 * t_record["final"]["accuracy"]
-table = runs_frame(records)[["method", "seed", "best", "best_epoch", "final", "wall_s"]]
-table["final - vanilla"] = table["final"] - table.loc[table["method"] == "vanilla", "final"].iloc[0]
 dev_labels = np.array(data["validation"]["label"])
 majority = 100 * max(dev_labels.mean(), 1 - dev_labels.mean())
-print(f"RTE dev accuracy, points ({records[0]['n_dev']} dev examples; teacher {teacher_dev:.2f}; "
-      f"always the majority class {majority:.2f}). Seed {SEED}, {EPOCHS} epochs, device: {records[0]['device']}")
+teachers = {"paper": 100 * t_record["final"]["accuracy"], "peer": 100 * p_record["final"]["accuracy"]}
+table = pd.DataFrame([{"run": n, "teacher": ("peer" if "peer" in n else "paper") if n != "vanilla" else "-",
+                       "final": 100 * r["final"]["accuracy"], "best": 100 * r["best"]["accuracy"],
+                       "best epoch": r["best"]["epoch"]} for n, r in records.items()])
+table["final - vanilla"] = table["final"] - table.loc[table["run"] == "vanilla", "final"].iloc[0]
+print(f"SST-2 dev accuracy, points ({len(dev_labels)} dev examples, one = {100 / len(dev_labels):.2f} points); "
+      f"teachers: paper {teachers['paper']:.2f}, peer {teachers['peer']:.2f}; majority class {majority:.2f}. "
+      f"Seed {SEED}, {base.epochs} epochs")
 table.round(2)
 
-# %% [markdown]
-# Learning curves on dev, per epoch, with the teacher as a dashed line; on the right, DCS's weights.
-# One dev example is worth 0.36 points on RTE, so differences of a point or two are a handful of
-# examples.
-#
-# <!-- derived: 0.36 = 100 / 277 -->
-
 # %%
-import matplotlib.pyplot as plt
-
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
-for r in records:
-    left.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-", label=r["method"])
-left.axhline(teacher_dev, color="grey", linestyle="--", label="teacher")
-left.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="RTE: learning curves")
-left.legend()
-dcs = next(r for r in records if r["method"] == "dcs")
-ep = [e["epoch"] for e in dcs["epochs"]]
-right.plot(ep, [e["weights"]["ess"] for e in dcs["epochs"]], "o-", label="ESS")
-right.plot(ep, [e["weights"].get("discordant", np.nan) for e in dcs["epochs"]], "s--", label="discordant")
-right.set(xlabel="student epoch", ylabel="fraction", ylim=(0, 1.05), title="DCS sample weights (after each epoch)")
-right.legend()
+for n, r in records.items():
+    left.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-" if "peer" in n else "s--",
+              label=n)
+for name, score in teachers.items():
+    left.axhline(score, color="grey", linestyle="--" if name == "paper" else ":", lw=1, label=f"{name} teacher")
+left.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="SST-2: learning curves, seed 42")
+left.legend(fontsize=7)
+for n in ("dcs", "dcs-peer"):
+    ep = [e for e in records[n]["epochs"] if "discordant" in e.get("weights", {})]
+    right.plot([e["epoch"] for e in ep], [e["weights"]["ess"] for e in ep], "o-", label=f"{n}: ESS")
+    right.plot([e["epoch"] for e in ep], [e["weights"]["discordant"] for e in ep], "s--", label=f"{n}: discordant")
+right.set(xlabel="student epoch", ylabel="fraction", ylim=(0, 1.05), title="DCS sample weights (after each update)")
+right.legend(fontsize=7)
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ### What happened
+# ### What happened, and what one seed can say
 #
-#
-# - **At the last epoch** vanilla scores 54.87, KD 55.60 and DCS 55.60: DCS ties KD and is 0.72 points,
-#   two dev examples out of 277, above vanilla. **At the best epoch** the order reverses: vanilla
-#   58.48 (epoch 2), KD 57.40, DCS 55.60, so DCS is 2.89 points (eight examples) behind. The teacher
-#   scores 55.96.
-# - **So DCS does not beat vanilla in this run** in any sense that matters: it is two examples ahead
-#   at the end and eight behind at the peak, and both gaps are within the seed-to-seed spread that
-#   fine-tuning on RTE is known for. One seed cannot settle it; exercise 1 adds two.
-# - **Why so little?** Three things visible in this course's outputs. The teacher is weak: 55.96 on
-#   dev, with soft labels close to uniform (notebook 01), so the distillation half of the loss has
-#   little to pass on. The reweighting follows the teacher's doubts: after the second update, 247 of
-#   the 352 discordant training examples are ones the student already gets right (notebook 02). And
-#   the budget is short: epoch 1 of DCS is plain CE, identical to vanilla's (all three students score
-#   49.82 after it, from the same model), so DCS has two epochs to differ, and the second update
-#   shapes only the last one.
-# - **The runs are deterministic.** Vanilla and KD repeat notebook 01's numbers to the last digit,
-#   and DCS repeats the unrolled run of notebook 02 (49.82, 55.60, 55.60; 38.2% then 14.1%
-#   discordant; ESS 0.797 then 0.539), each from a fresh kernel.
-#
-# What this shows is narrow: at this scale (a 23M-parameter MiniLM, 3 epochs, one seed, a 2-epoch
-# teacher) and with our reading of the details the paper leaves open, DCS's advantage does not
-# appear. It does not show that DCS fails with stronger teachers, larger models or more seeds; the
-# library's `grid` command and `report` (with paired differences over seeds) are there to test that.
-#
-#
-# <!-- derived: 2.89 = 58.48 - 55.60 -->
-#
-# <!-- from 02_sample_reweighting: 247 352 -->
+# (Written after the full run.)
 
+# %% [markdown]
+# ## 5. The loop on the page
+#
+# Everything above went through `dcs_lib.train.fit`, which handles devices, mixed precision,
+# checkpoints and several GPUs. Stripped of those, DCS's training loop is one function. Here it is,
+# from `examples/dcs_minimal.py` (DCS in one file, without `dcs_lib`); the project's tests run it
+# and the library on the same tiny task and check that they give the same numbers, epoch by epoch
+# (`tests/test_minimal_example.py`).
+
+# %%
+import inspect
+
+if project_root() and (project_root() / "examples" / "dcs_minimal.py").is_file():
+    sys.path.insert(0, str(project_root() / "examples"))
+    import dcs_minimal
+
+    print(inspect.getsource(dcs_minimal.train))
+else:
+    print("examples/dcs_minimal.py comes with the repository, not the package: see it on GitHub")
+
+# %% [markdown]
+# Read it against the algorithm box: the `if teacher is None or epoch <= cfg.plain_epochs` line is
+# the plain first epoch, `dcs_loss` the weighted loss, and the block after the batches the
+# disagreement, the update and the rescaling. The library's `fit` does the same in the same order;
+# only the objective (`dcs_lib.methods.Weighted`) knows about teachers and weights.
+#
+# ## 6. Inside the library's loop
+#
+# `fit` adds what a real run needs. Per epoch it draws batches of similar length and pads each only
+# to its longest example; runs the forward pass under autocast when mixed precision is on; asks the
+# *objective* for the loss (the only place the methods differ); steps AdamW with gradient clipping and
+# the schedule; lets the objective update its state (DCS updates its weights here), then evaluates
+# on dev.
+#
 # %% [markdown]
 # ## 5. Inside the training loop
 #
@@ -290,14 +367,14 @@ for k, v in batch.items():
 # %% [markdown]
 # `LengthBatchSampler` goes one step further: it shuffles, then sorts windows of 50 batches by
 # length, so each batch holds examples of similar length, and shuffles the batches again. The cell
-# counts the tokens the model processes in one epoch of RTE with fixed padding to 128, with dynamic
+# counts the tokens the model processes in one epoch of SST-2 with fixed padding to `max_length`, with dynamic
 # padding on random batches, and with dynamic padding on length-grouped batches.
 
 # %%
 from dcs_lib.train import make_loader
 
 lengths = np.array(data["train"]["length"])
-cost = {"pad to max_length=128": 128 * len(lengths)}
+cost = {f"pad to max_length={base.max_length}": base.max_length * len(lengths)}
 for grouped in (False, True):
     loader = make_loader(data["train"], 32, tokenizer.pad_token_id, torch.device("cpu"), shuffle=True,
                          group_by_length=grouped, seed=SEED)
@@ -307,15 +384,9 @@ cost["no padding at all"] = int(lengths.sum())
 pd.DataFrame({"tokens per epoch": cost, "vs no padding": {k: round(v / lengths.sum(), 2) for k, v in cost.items()}})
 
 # %% [markdown]
-# On RTE, dynamic padding alone saves nothing: 12.2% of the pairs reach the 128-token cut (notebook
-# 00), so a random batch of 32 almost always holds one ($1 - 0.878^{32} \approx 98\%$) and is padded
-# to 128 anyway. Grouping by length brings the cost down to 1.02 times the real tokens, about half of
-# what fixed padding costs; on a CPU, where time grows with the number of tokens, that is most of the
-# saving. (In smoke mode the numbers differ: there are only 64 examples.)
-#
-# <!-- from 00_setup: 12.2 -->
-#
-# <!-- constants: 32 0.878 98 64 (the batch size; 1 - 0.122; the chance that 32 pairs hold a long one; the examples of smoke mode) -->
+# SST-2's sentences are short and their lengths vary a lot, so dynamic padding already saves most of
+# the fixed padding's cost, and grouping by length brings it close to the real number of tokens: on a
+# CPU, where time grows with the number of tokens, that is most of the saving.
 
 # %% [markdown]
 # ### Cached teacher logits
@@ -331,7 +402,7 @@ pd.DataFrame({"tokens per epoch": cost, "vs no padding": {k: round(v / lengths.s
 from dcs_lib.teacher import teacher_key
 
 key = teacher_key(base, data["train"])
-print("cache file:", (CACHE_DIR / f"teacher-{task.name}-{key}.safetensors").relative_to(Path("..")))
+print("cache file:", (CACHE_DIR / f"teacher-{task.name}-{key}.safetensors").relative_to(RUNS.parent.parent))
 loader = make_loader(data["train"], 4, tokenizer.pad_token_id, torch.device("cpu"), shuffle=True, seed=SEED)
 first = next(iter(loader))
 print("rows in a batch:", first["rows"].tolist(), "-> teacher logits", tuple(t_logits[first["rows"]].shape))
@@ -385,55 +456,65 @@ del my_model
 #
 # ## Summary
 #
-# - On RTE with the bundled MiniLM, seed 42 and 3 epochs, the last-epoch dev accuracy is 54.87 for
-#   vanilla, 55.60 for KD and 55.60 for DCS (teacher 55.96); at the best epoch vanilla leads with
-#   58.48. In this run DCS does not beat vanilla by more than two dev examples, and its teacher is
-#   too weak to correct much.
-# - CPU runs are deterministic: the numbers repeat those of notebooks 01 and 02 exactly.
-# - `fit` is one loop for every method; only the objective changes. On RTE, grouping batches by
-#   length halves the tokens per epoch; the teacher's logits are computed once and looked up by row.
+# - DCS in one box: a teacher fine-tuned once, a student whose first epoch is plain CE, then every
+#   epoch a weighted $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}$ loss with weights raised where
+#   student and teacher disagree. With $\lambda = 0$ it is KD, the control for the reweighting.
+# - On SST-2 (2,000 sentences, seed 42, 3 epochs) the five runs are side by side above; one seed
+#   ranks them but cannot say whether a gap is larger than the seed-to-seed spread. The study
+#   (`data/results/study/PROTOCOL.md`, its table in notebook 04) answers that with ten paired seeds.
+# - `fit` is one loop for every method; only the objective changes. The core of that loop fits on a
+#   page (`examples/dcs_minimal.py`), tested equal to the library.
 # - Another model is a hub id or a folder; your own data is a `Dataset` plus a `Task`; your own
 #   method is an objective with `loss` and `end_epoch`.
 #
+# <!-- constants: 2,000 42 3 -->
+#
 # ## Exercises
 #
-# 1. Run the three methods with two more seeds (`SEED = 1, 2`) and report the mean and spread of the
-#    last-epoch accuracy. Is the difference between DCS and vanilla larger than the spread between
-#    seeds? (About 34 minutes per seed on a 2-core CPU, the teacher included; `dcs_lib.report.summary` and
-#    `paired_difference` build the table.)
+# 1. How large is the seed-to-seed spread on SST-2? Read the study's records
+#    (`data/results/study/runs-*.jsonl`) and compare the spread of vanilla's last-epoch score over
+#    seeds with the gaps in the table above.
 # 2. Run DCS with `step="adaboost"` and with `disagreement_source="train"` (no extra pass over the
-#    training set). How do the weight statistics and the dev accuracy change?
+#    training set), on a 500-example subset to keep it quick. How do the weight statistics change?
 # 3. Write an objective that is KD with a temperature that falls from 4 to 1 over the epochs, and
 #    train it on the tiny task above.
+#
+# <!-- constants: 500 4 1 -->
 
 # %% [markdown]
 # ## Solutions
-#
-# Solutions 1 and 2 train full models for tens of minutes, so they are given as code to run
-# (`RUN_SOLUTIONS = True`), not run here.
 
 # %%
-# 1. More seeds, then a summary and the paired DCS - vanilla difference.
-RUN_SOLUTIONS = False
-if RUN_SOLUTIONS:
-    from dcs_lib.report import paired_difference, summary
+# 1. The study's records: last-epoch score per method and teacher, over the seeds finished so far.
+from dcs_lib.experiments import load_results
 
-    more = list(records)
-    for seed in (1, 2):
-        seed_base = dataclasses.replace(base, seed=seed)
-        seed_data = prepare_data(seed_base, task, tokenizer)
-        for method in METHODS:
-            more.append(run(dataclasses.replace(seed_base, method=method), cache_dir=CACHE_DIR, data=seed_data,
-                            tokenizer=tokenizer))
-    frame = runs_frame(more)
-    display(summary(frame), paired_difference(frame))
+study_files = sorted((project_root() / "data" / "results" / "study").glob("runs-*.jsonl")) if project_root() else []
+study = [r for r in load_results(study_files) if r["task"] == "sst2"] if study_files else []
+if study:
+    def teacher_kind(r):
+        c = r["config"]
+        return "-" if r["method"] == "vanilla" else "out-of-fold" if c["teacher_folds"] > 1 else \
+            "peer" if c["teacher_seed"] is not None else "paper"
+    frame = pd.DataFrame([{"n_train": r["n_train"], "method": r["method"], "teacher": teacher_kind(r), "seed": r["seed"],
+                           "final": 100 * r["final"]["accuracy"]} for r in study])
+    display(frame.groupby(["n_train", "method", "teacher"])["final"].agg(["count", "mean", "std", "min", "max"]).round(2))
+else:
+    print("no study records here (they come with the repository)")
+# The spread between seeds of one method is what a one-seed gap has to beat; the study's paired
+# differences over ten seeds (notebook 04) are the test.
 
 # %%
-# 2. Two variants of DCS's reading.
-if RUN_SOLUTIONS:
-    for change in ({"step": "adaboost"}, {"disagreement_source": "train"}):
-        r = run(dataclasses.replace(base, method="dcs", **change), cache_dir=CACHE_DIR, data=data, tokenizer=tokenizer)
-        print(change, [(e["epoch"], round(100 * e["dev"]["accuracy"], 2), e["weights"]) for e in r["epochs"]])
+# 2. Two variants of DCS's reading, on a 500-example subset.
+small = dataclasses.replace(base, method="dcs", n_train=min(500, len(data["train"])))
+small_data = prepare_data(small, task, tokenizer)
+for change in ({}, {"step": "adaboost"}, {"disagreement_source": "train"}):
+    r = cached_run(dataclasses.replace(small, **change), RUN_CACHE, cache_dir=CACHE_DIR, data=small_data, tokenizer=tokenizer)
+    print(change or "the default", [(e["epoch"], round(100 * e["dev"]["accuracy"], 2),
+                                    {k: round(v, 3) for k, v in e["weights"].items() if k in ("discordant", "ess", "max")})
+                                   for e in r["epochs"]])
+# AdaBoost's step 0.5 ln((1 - eps) / eps) is below the fixed step of 1 whenever more than 12% of the
+# (weighted) examples disagree; "train" flags disagreement from the
+# logits seen during the epoch, with dropout on and the weights still moving, so it flags more.
 
 # %%
 # 3. KD with a falling temperature: a new objective, the same loop.
