@@ -117,8 +117,8 @@ def test_results_files_back_the_numbers(name):
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     assert records, f"{path} is empty"
     for record in records:
-        assert record["task"] == "rte" and record["n_train"] == 2490 and record["epochs"]
-        assert record["config"]["n_train"] is None and record["config"]["n_dev"] is None
+        assert record["task"] == "sst2" and record["n_train"] == 2000 and record["n_dev"] == 872 and record["epochs"]
+        assert record["config"]["n_train"] == 2000 and record["config"]["n_dev"] is None
 
 
 def defined_in(name: str, function: str):
