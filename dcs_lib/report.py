@@ -448,12 +448,18 @@ COMPARISONS = (("dcs", "vanilla"), ("dcs", "kd"), ("kd", "vanilla"))
 CELL_KEYS = ("n_train",)
 
 
-def comparisons(frame: pd.DataFrame, column: str = "final", by: tuple[str, ...] = ()) -> pd.DataFrame:
+def comparisons(
+    frame: pd.DataFrame, column: str = "final", by: tuple[str, ...] = (), family: list[tuple] | None = None
+) -> pd.DataFrame:
     """Every paired comparison the runs allow: DCS - vanilla, DCS - KD and KD - vanilla, per teacher.
 
     DCS - KD pairs runs with the same teacher. One row per block, task, ``by`` keys,
     teacher and comparison, with :func:`paired_stats`' columns; ``p_holm`` adjusts the
-    DCS - vanilla p-values for the number of such comparisons within each block.
+    DCS - vanilla p-values within each block for the size of the family of primary
+    comparisons: those of the cells ``family`` lists as ``(task, n_train)`` pairs (a
+    protocol's required cells; ``n_train`` None for a full training set), or every
+    DCS - vanilla row of the block if ``family`` is None. Rows outside the family get no
+    ``p_holm``.
     """
     by = tuple(dict.fromkeys((*CELL_KEYS, *by)))
     teachers = [t for t in dict.fromkeys(frame["teacher"]) if t]
@@ -471,6 +477,10 @@ def comparisons(frame: pd.DataFrame, column: str = "final", by: tuple[str, ...] 
         return pd.DataFrame()
     result = pd.concat(tables, ignore_index=True)
     primary = result["comparison"] == "dcs - vanilla"
+    if family is not None:
+        wanted = {(task, None if n is None or pd.isna(n) else int(n)) for task, n in family}
+        cells = zip(result["task"], result["n_train"].map(lambda n: None if pd.isna(n) else int(n)))
+        primary &= pd.Series([cell in wanted for cell in cells], index=result.index)
     result["p_holm"] = np.nan
     for _, rows in result[primary].groupby("block"):
         result.loc[rows.index, "p_holm"] = holm(rows["p_perm"]).round(4)

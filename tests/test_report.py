@@ -153,3 +153,14 @@ def test_the_when_figure_pairs_each_dcs_run_with_its_seeds_vanilla(tmp_path):
     mixed = records + [record("vanilla", 9, 0.8, device="cuda (NVIDIA H200)", precision="bfloat16")]
     with pytest.raises(DCSError, match="blocks"):
         plot_when(runs_frame(mixed, ("n_train",)), tmp_path / "no.png")
+
+
+def test_holm_is_taken_over_the_named_family_only():
+    records = []
+    for n_train in (4000, 1000):
+        for s in range(1, 6):
+            records += [record("vanilla", s, 0.80, n_train=n_train), record("dcs", s, 0.80 + 0.002 * s, n_train=n_train)]
+    table = comparisons(runs_frame(records, ("n_train",)), family=[("sst2", 4000)])
+    rows = table[table["comparison"] == "dcs - vanilla"].set_index("n_train")
+    assert rows.loc[4000, "p_holm"] == pytest.approx(rows.loc[4000, "p_perm"])  # a family of one
+    assert np.isnan(rows.loc[1000, "p_holm"])
