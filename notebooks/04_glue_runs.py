@@ -32,7 +32,7 @@
 #   say more.
 #
 #
-# **Run time.** Full run: 1.8 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 5.0 min on a 2-core laptop-class CPU whose cores were shared with background training runs; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
 # the text was read off those outputs.
@@ -516,12 +516,15 @@ else:
 # %% [markdown]
 # The comparisons the protocol names, per cell and teacher, at the last epoch: DCS − vanilla, DCS −
 # KD with the same teacher and KD − vanilla, each over the seeds run by both, with the t-interval,
-# the exact permutation p-value, the Holm-adjusted p over the DCS − vanilla rows (`p_holm`) and the
+# the exact permutation p-value, the Holm-adjusted p over the DCS − vanilla rows of the two required
+# cells (`p_holm`, the protocol's family of six) and the
 # MDE (`dcs_lib.report.comparisons`). Rows appear as the runs arrive; until a cell has 10 pairs they
 # are a progress report, not a result.
 
 # %%
-study_paired = comparisons(study, column="final") if not study.empty else pd.DataFrame()
+# The protocol's family for Holm: the two required cells (SST-2 with 4,000 examples, MRPC in full).
+REQUIRED_CELLS = [("sst2", 4000), ("mrpc", None)]
+study_paired = comparisons(study, column="final", family=REQUIRED_CELLS) if not study.empty else pd.DataFrame()
 if study_paired.empty:
     print("no comparison yet: no KD or DCS run has a vanilla or KD twin of the same seed in the records")
 else:
