@@ -13,8 +13,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 02 · Sample reweighting: the corrective part of DCS
 #
@@ -163,7 +161,7 @@ print(f"share of weight on the two missed examples: {w_next[missed.bool()].sum()
 # $\mathrm{mean}(\mathrm{clip}(s\,w)) = 1$ by bisection; the clipped mean grows with $s$, so this
 # converges.
 #
-# <!-- constants: 1.73 (the square root of 3) -->
+# <!-- constants: 1.73 50 (the square root of 3; full AdaBoost's share) -->
 
 # %%
 def dcs_update(weights, disagree, lam=1.0, step="fixed", clip_min=0.1, clip_max=10.0):
@@ -343,10 +341,13 @@ plt.show()
 #    corrected group is learnt, the disagreement sits on a few examples, $\varepsilon$ drops and the
 #    step jumps; as those examples gain weight, $\varepsilon$ climbs back towards 0.5 and the steps
 #    shrink, so they approach the clip slowly.
+#
 # 3. **`clip_max=3`**: the cap is the main lever on how far the weights can concentrate; the ESS
 #    stays at 0.5 instead of falling below 0.2.
 # 4. **No accumulation**: weights only remember the last epoch, so the corrected group drops back
 #    to the others as soon as it is learnt.
+#
+# <!-- constants: 0.69 (one half of ln 4) -->
 
 # %% [markdown]
 # ## 4. The whole DCS loop in seconds, and where it helps
