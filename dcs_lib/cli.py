@@ -171,7 +171,11 @@ def cmd_report(args) -> None:
     if not records:
         raise DCSError(f"results file {' '.join(args.results)} holds no valid runs")
     out = args.out or str(Path(args.results[0]).with_suffix("")) + "_report"
-    paths = write_report(records, out, tuple(args.by))
+    from .report import ABLATION_KEYS
+
+    # Runs that differ in a setting are told apart by it, so they are never paired as one method.
+    varying = [k for k in ABLATION_KEYS if len({repr(r["config"].get(k)) for r in records}) > 1]
+    paths = write_report(records, out, tuple(dict.fromkeys([*args.by, *varying])))
     print(paths["summary"].read_text())
     plots = ", ".join(p.name for p in paths["plots"].values())
     print(f"written under {out}: runs.csv, summary.csv, summary.md, paired.csv, {plots}")

@@ -504,9 +504,13 @@ def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] =
     frame.to_csv(out / "runs.csv", index=False)
     table = summary(frame, tuple(dict.fromkeys((*CELL_KEYS, *by))))
     table.to_csv(out / "summary.csv", index=False)
-    paired = pd.concat(
-        [comparisons(frame, column, by).assign(score=column) for column in ("final", "best")], ignore_index=True
-    )
+    try:
+        paired = pd.concat(
+            [comparisons(frame, column, by).assign(score=column) for column in ("final", "best")], ignore_index=True
+        )
+        skipped = ""
+    except DCSError as err:  # runs that cannot be paired unambiguously: say why rather than guess
+        paired, skipped = pd.DataFrame(), f"\nPaired differences skipped: {err}\n"
     paired.to_csv(out / "paired.csv", index=False)
     sections, plots = [], {}
     for number, (block, runs) in enumerate(frame.groupby("block", sort=False), start=1):
@@ -527,5 +531,5 @@ def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] =
             plots[f"{block} (when)"] = when
             sections.append("\nDCS − vanilla against teacher − vanilla (last epoch; " + when.name + "):\n")
             sections.append(markdown(rho))
-    (out / "summary.md").write_text("\n".join(sections) + "\n")
+    (out / "summary.md").write_text("\n".join(sections) + "\n" + skipped)
     return {"runs": out / "runs.csv", "summary": out / "summary.md", "plots": plots}
