@@ -355,6 +355,50 @@ def when_frame(frame: pd.DataFrame, column: str = "final") -> pd.DataFrame:
     )
 
 
+def teacher_diagnostics(records: list[dict], by: tuple[str, ...] = ("n_train",)) -> pd.DataFrame:
+    """Per block, cell and teacher: what the teacher knew, and what DCS did with it.
+
+    One row per (block, task, ``by``, teacher) over the DCS runs: ``runs``; the teacher's
+    mean dev and training-set scores in points (``teacher_dev``, ``teacher_train``; an
+    out-of-fold teacher's training-set score is on logits each example got from the
+    teacher that never saw it); and per epoch e, the mean share of training examples on
+    which student and teacher disagreed at the end of epoch e (``discordant_e``, %), which
+    drives the next epoch's weights, and the effective sample size of the weights the
+    student trained on after it (``ess_e``, as a fraction of n; 1 = uniform).
+    """
+    rows = []
+    for r in records:
+        if r["method"] != "dcs":
+            continue
+        metric = r.get("metric") or next(iter(r["final"].keys() - {"epoch"}))
+        teacher = r.get("teacher") or {}
+        row = {
+            "block": block_of(r),
+            "task": r["task"],
+            **{key: r["config"].get(key) for key in by},
+            "teacher": teacher_label(r),
+            "teacher_dev": 100 * (teacher.get("final") or {}).get(metric, np.nan),
+            "teacher_train": 100 * (teacher.get("train") or {}).get(metric, np.nan),
+        }
+        for e in r["epochs"]:
+            weights = e.get("weights") or {}
+            if "discordant" in weights:
+                row[f"discordant_{e['epoch']}"] = 100 * weights["discordant"]
+            if "ess" in weights and e["epoch"] < len(r["epochs"]):  # the last epoch's weights train nothing
+                row[f"ess_{e['epoch']}"] = weights["ess"]
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    keys = ["block", "task", *by, "teacher"]
+    table = frame.groupby(keys, sort=True, dropna=False).agg(runs=("teacher", "size"), **{
+        c: (c, "mean") for c in frame.columns if c not in keys
+    })
+    per_epoch = sorted((c for c in table.columns if "_" in c and c.split("_")[-1].isdigit()),
+                       key=lambda c: (int(c.split("_")[-1]), c))
+    return table[["runs", "teacher_dev", "teacher_train", *per_epoch]].reset_index()
+
+
 def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> tuple[Path, pd.DataFrame]:
     """"When does DCS help": per cell, DCS − vanilla against teacher − vanilla, one point per run pair.
 

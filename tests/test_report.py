@@ -164,3 +164,28 @@ def test_holm_is_taken_over_the_named_family_only():
     rows = table[table["comparison"] == "dcs - vanilla"].set_index("n_train")
     assert rows.loc[4000, "p_holm"] == pytest.approx(rows.loc[4000, "p_perm"])  # a family of one
     assert np.isnan(rows.loc[1000, "p_holm"])
+
+
+def test_teacher_diagnostics_average_what_each_teacher_knew_and_what_dcs_did():
+    from dcs_lib.report import teacher_diagnostics
+
+    peer = {"teacher_seed": 9, "teacher_epochs": 5}
+    records = [record("vanilla", 1, 0.80)]
+    for s, (discordant, ess) in enumerate([(0.10, 0.9), (0.20, 0.7)], start=1):
+        for teacher, train in ((None, 0.93), (peer, 0.99)):
+            run = record("dcs", s, 0.8, teacher=teacher)
+            run["teacher"]["train"] = {"accuracy": train}
+            run["epochs"] = [
+                {"epoch": 1, "dev": {"accuracy": 0.8}, "weights": {"discordant": discordant, "ess": ess}},
+                {"epoch": 2, "dev": {"accuracy": 0.8}, "weights": {"ess": 0.5}},  # the last: trains nothing
+            ]
+            records.append(run)
+    table = teacher_diagnostics(records).set_index("teacher")
+    assert list(table.index) == ["own seed (2 ep)", "peer (5 ep)"]
+    assert table["runs"].tolist() == [2, 2]
+    assert table.loc["peer (5 ep)", "teacher_train"] == pytest.approx(99.0)
+    assert table.loc["own seed (2 ep)", "teacher_dev"] == pytest.approx(80.0)
+    assert table["discordant_1"].tolist() == pytest.approx([15.0, 15.0])
+    assert table["ess_1"].tolist() == pytest.approx([0.8, 0.8])
+    assert "ess_2" not in table and "discordant_2" not in table
+    assert teacher_diagnostics([record("vanilla", 1, 0.8)]).empty
