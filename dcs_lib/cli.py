@@ -178,7 +178,7 @@ def cmd_report(args) -> None:
     paths = write_report(records, out, tuple(dict.fromkeys([*args.by, *varying])))
     print(paths["summary"].read_text())
     plots = ", ".join(p.name for p in paths["plots"].values())
-    print(f"written under {out}: runs.csv, summary.csv, summary.md, paired.csv, {plots}")
+    print(f"written under {out}: runs.csv, summary.csv, summary.md, paired.csv, teachers.csv, {plots}")
 
 
 def cmd_demo(args) -> None:

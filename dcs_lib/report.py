@@ -537,7 +537,7 @@ def block_header(frame: pd.DataFrame) -> str:
 
 
 def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] = ()) -> dict[str, Path]:
-    """Write runs.csv, summary.csv/.md, paired.csv and one summary plot per block under ``out_dir``.
+    """Write runs.csv, summary.csv/.md, paired.csv, teachers.csv and one summary plot per block under ``out_dir``.
 
     Runs of different blocks (device, precision, torch version) are reported side by
     side, never pooled: each table and figure is for one block and says which.
@@ -556,6 +556,8 @@ def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] =
     except DCSError as err:  # runs that cannot be paired unambiguously: say why rather than guess
         paired, skipped = pd.DataFrame(), f"\nPaired differences skipped: {err}\n"
     paired.to_csv(out / "paired.csv", index=False)
+    diagnostics = teacher_diagnostics(records, tuple(dict.fromkeys((*CELL_KEYS, *by))))
+    diagnostics.to_csv(out / "teachers.csv", index=False)
     sections, plots = [], {}
     for number, (block, runs) in enumerate(frame.groupby("block", sort=False), start=1):
         sections.append(f"## Block {number}: {block_header(runs)}\n")
@@ -569,6 +571,14 @@ def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] =
                     "difference detectable with 80% power:\n"
                 )
                 sections.append(markdown(rows.drop(columns=["block", "score"])))
+        rows = diagnostics[diagnostics["block"] == block] if not diagnostics.empty else diagnostics
+        if not rows.empty:
+            sections.append(
+                "\nTeachers (mean over the DCS runs): dev and training-set score (points), the share of "
+                "training examples on which student and teacher disagreed at the end of each epoch (%) and "
+                "the effective sample size of the weights trained on after it (fraction of n):\n"
+            )
+            sections.append(markdown(rows.drop(columns="block").round(3)))
         plots[block] = plot_summary(runs, out / f"summary-{number}.png", title=block)
         if not when_frame(runs).dropna(subset=["teacher_gap"]).empty:
             when, rho = plot_when(runs, out / f"when-{number}.png")

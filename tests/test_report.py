@@ -131,6 +131,7 @@ def test_comparisons_pair_kd_and_dcs_with_the_same_teacher(tmp_path):
     paths = write_report(records, tmp_path)
     text = paths["summary"].read_text()
     assert "device, precision, torch: cpu, float32, torch 2.13.0" in text and "t-interval" in text
+    assert "Teachers (mean over the DCS runs)" in text and (tmp_path / "teachers.csv").is_file()
 
 
 def test_the_when_figure_pairs_each_dcs_run_with_its_seeds_vanilla(tmp_path):
