@@ -77,11 +77,11 @@ if importlib.util.find_spec("dcs_lib") is None:
 # <!-- from 02_sample_reweighting: 1.8 -->
 # <!-- from 03_dcs_end_to_end: 3.0 -->
 #
-# `DCS_CLASSROOM=1` gives a smaller but meaningful run (500 sentences, 2 epochs), about 2
+# `DCS_CLASSROOM=1` gives a smaller but meaningful run (1,000 sentences, 3 epochs, float32 on a CPU), about 2
 # minutes per notebook on a laptop CPU. Notebooks 04 and 05 train nothing but a toy grid: they read
 # the records of the GLUE runs from `data/results/`.
 #
-# <!-- constants: 500 2 (the classroom mode's settings) -->
+# <!-- constants: 1,000 3 32 (the classroom mode's settings) -->
 #
 # The method has parts the paper states and parts it leaves open; where it leaves them open we chose,
 # and every notebook says which is which. In short:
