@@ -30,14 +30,15 @@
 #   teacher and a real student (minutes).
 #
 # **Run time.** Full run: 5.9 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
-# measured here). Classroom mode (`DCS_CLASSROOM=1`: 1,000 training examples, 3 epochs) takes about 2
-# minutes; `DCS_SMOKE=1` (what CI runs) under a minute. The outputs below come from one full run, top to
+# measured here). Classroom mode (`DCS_CLASSROOM=1`: 1,000 training examples, 3 epochs, float32)
+# took 2.3 minutes on the same CPU; `DCS_SMOKE=1` (what CI runs) under a minute. The outputs below come from one full run, top to
 # bottom in a fresh kernel, with `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE
 # files, seed 42, in bf16 autocast on the CPU (see the parameters). This notebook trains the teacher
 # that notebooks 02 and 03 reuse, and the vanilla and KD students that 03 reuses. Every number in the
 # text was read off the outputs.
 #
 # <!-- constants: 1,000 3 42 (the classroom mode's settings; the seed) -->
+# <!-- constants: 2.3 (the classroom-mode run time, in data/results/notebooks/classroom-times.txt) -->
 
 # %%
 # Colab, or any Python without the package: install it from the repository (skipped when dcs_lib imports).

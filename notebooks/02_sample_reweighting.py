@@ -31,13 +31,14 @@
 #   their effective sample size evolve, and the sentences that end up weighted most.
 #
 # **Run time.** Full run: 1.8 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
-# measured here). Classroom mode (`DCS_CLASSROOM=1`) takes about 2 minutes, `DCS_SMOKE=1` (what CI
+# measured here). Classroom mode (`DCS_CLASSROOM=1`) took 1.3 minutes on the same CPU in float32 (after 01), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
 # on the CPU. The teacher's logits came from the cache that notebook 01 wrote; the DCS run is kept in
 # the run cache for notebook 03. Every number in the text was read off the outputs.
 #
 # <!-- constants: 42 -->
+# <!-- constants: 1.3 (the classroom-mode run time, in data/results/notebooks/classroom-times.txt) -->
 
 # %%
 # Colab, or any Python without the package: install it from the repository (skipped when dcs_lib imports).
