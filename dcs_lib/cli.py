@@ -174,7 +174,11 @@ def cmd_report(args) -> None:
     from .report import ABLATION_KEYS
 
     # Runs that differ in a setting are told apart by it, so they are never paired as one method.
-    varying = [k for k in ABLATION_KEYS if len({repr(r["config"].get(k)) for r in records}) > 1]
+    # Not by teacher_epochs: the teacher column names the epochs already, and a vanilla run, which
+    # has no teacher, must still pair with KD and DCS runs of every teacher.
+    varying = [
+        k for k in ABLATION_KEYS if k != "teacher_epochs" and len({repr(r["config"].get(k)) for r in records}) > 1
+    ]
     paths = write_report(records, out, tuple(dict.fromkeys([*args.by, *varying])))
     print(paths["summary"].read_text())
     plots = ", ".join(p.name for p in paths["plots"].values())

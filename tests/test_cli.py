@@ -143,3 +143,21 @@ def test_grid_only_names_a_run_setting(tmp_path):
     assert "cannot select runs by 'colour': not a run setting" in message
     done = dcs("grid", grid, "--results", tmp_path / "r.jsonl", "--only", "task")
     assert done.returncode == 2 and "expected KEY=VALUE[,VALUE...]" in done.stderr
+
+
+def test_report_pairs_vanilla_with_every_teacher(tmp_path):
+    """A study's records: vanilla, and DCS with a 2-epoch own-seed teacher and a 5-epoch peer."""
+    from .test_report import record
+
+    peer = {"teacher_seed": 9, "teacher_epochs": 5}
+    runs = [
+        r
+        for s in (1, 2, 3)
+        for r in (record("vanilla", s, 0.80), record("dcs", s, 0.81 + 0.001 * s), record("dcs", s, 0.82, teacher=peer))
+    ]
+    results = tmp_path / "runs.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    report = dcs("report", results, "--out", tmp_path / "report")
+    assert report.returncode == 0, report.stderr
+    rows = [line for line in report.stdout.splitlines() if "| dcs - vanilla |" in line]
+    assert any("own seed (2 ep)" in line for line in rows) and any("peer (5 ep)" in line for line in rows), rows
