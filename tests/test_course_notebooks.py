@@ -1,4 +1,4 @@
-"""Notebooks 00-03: what they share (sizes, run cache, Colab links), and the pieces they compute."""
+"""Notebooks 00-03: what they share (sizes, run cache), and the pieces they compute; every notebook's Colab link."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def docs_setting(name: str) -> str:
     return match.group(1)
 
 
-@pytest.mark.parametrize("name", COURSE)
+@pytest.mark.parametrize("name", [*COURSE, "04_glue_runs", "05_ablations"])
 def test_colab_link_and_install_cell(name):
     nb = read(name)
     link = (f"https://colab.research.google.com/github/{docs_setting('REPOSITORY')}/blob/"
