@@ -30,7 +30,7 @@
 # - train a DCS student on SST-2 and look at which examples become discordant, how the weights and
 #   their effective sample size evolve, and the sentences that end up weighted most.
 #
-# **Run time.** Full run: 1.8 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
+# **Run time.** Full run: 1.4 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`) took 1.3 minutes on the same CPU in float32 (after 01), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
@@ -571,7 +571,7 @@ pd.set_option("display.max_colwidth", 110)
 top = pd.DataFrame([{
     "weight": round(final[i].item(), 2), "sentence": raw_train[i]["sentence"], "gold": task.label_names[labels[i]],
     "teacher p(positive)": round(F.softmax(t_logits[i], -1)[1].item(), 3),
-    "student at updates": " ".join(task.label_names[int(s["student"][i].argmax())][:3] for s in updates),
+    "student at updates": ", ".join(task.label_names[int(s["student"][i].argmax())] for s in updates),
 } for i in order])
 top
 

@@ -238,8 +238,8 @@ for name, change in RUNS_TO_COMPARE.items():
     print(f"{name}: {'loaded from the run cache' if records[name]['cached'] else 'trained now'}")
 
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
-RESULTS.write_text("".join(json.dumps({"name": n, **{k: v for k, v in r.items() if k != "cached"}}, sort_keys=True)
-                           + "\n" for n, r in [("peer-teacher", peer_run), *records.items()]))
+RESULTS.write_text("".join(json.dumps({"name": name, **{k: v for k, v in r.items() if k != "cached"}}, sort_keys=True)
+                           + "\n" for name, r in [("peer-teacher", peer_run), *records.items()]))
 print("records saved to", RESULTS.relative_to(RUNS.parent.parent))
 
 # %% [markdown]
@@ -253,9 +253,9 @@ print("records saved to", RESULTS.relative_to(RUNS.parent.parent))
 dev_labels = np.array(data["validation"]["label"])
 majority = 100 * max(dev_labels.mean(), 1 - dev_labels.mean())
 teachers = {"paper": 100 * t_record["final"]["accuracy"], "peer": 100 * p_record["final"]["accuracy"]}
-table = pd.DataFrame([{"run": n, "teacher": ("peer" if "peer" in n else "paper") if n != "vanilla" else "-",
+table = pd.DataFrame([{"run": name, "teacher": ("peer" if "peer" in name else "paper") if name != "vanilla" else "-",
                        "final": 100 * r["final"]["accuracy"], "best": 100 * r["best"]["accuracy"],
-                       "best epoch": r["best"]["epoch"]} for n, r in records.items()])
+                       "best epoch": r["best"]["epoch"]} for name, r in records.items()])
 table["final - vanilla"] = table["final"] - table.loc[table["run"] == "vanilla", "final"].iloc[0]
 print(f"SST-2 dev accuracy, points ({len(dev_labels)} dev examples, one = {100 / len(dev_labels):.2f} points); "
       f"teachers: paper {teachers['paper']:.2f}, peer {teachers['peer']:.2f}; majority class {majority:.2f}. "
@@ -264,17 +264,17 @@ table.round(2)
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
-for n, r in records.items():
-    left.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-" if "peer" in n else "s--",
-              label=n)
+for name, r in records.items():
+    left.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-" if "peer" in name else "s--",
+              label=name)
 for name, score in teachers.items():
     left.axhline(score, color="grey", linestyle="--" if name == "paper" else ":", lw=1, label=f"{name} teacher")
 left.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="SST-2: learning curves, seed 42")
 left.legend(fontsize=7)
-for n in ("dcs", "dcs-peer"):
-    ep = [e for e in records[n]["epochs"] if "discordant" in e.get("weights", {})]
-    right.plot([e["epoch"] for e in ep], [e["weights"]["ess"] for e in ep], "o-", label=f"{n}: ESS")
-    right.plot([e["epoch"] for e in ep], [e["weights"]["discordant"] for e in ep], "s--", label=f"{n}: discordant")
+for name in ("dcs", "dcs-peer"):
+    ep = [e for e in records[name]["epochs"] if "discordant" in e.get("weights", {})]
+    right.plot([e["epoch"] for e in ep], [e["weights"]["ess"] for e in ep], "o-", label=f"{name}: ESS")
+    right.plot([e["epoch"] for e in ep], [e["weights"]["discordant"] for e in ep], "s--", label=f"{name}: discordant")
 right.set(xlabel="student epoch", ylabel="fraction", ylim=(0, 1.05), title="DCS sample weights (after each update)")
 right.legend(fontsize=7)
 plt.tight_layout()
