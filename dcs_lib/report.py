@@ -417,7 +417,8 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
         lambda n: "" if pd.isna(n) else f" ({int(n):,} examples)"
     )
     panels = list(dict.fromkeys(cells))
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.8), squeeze=False)
+    width = max(6.0, 4.2 * len(panels))  # one panel still leaves room for the title
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(width, 4.2), squeeze=False)
     markers = dict(zip(dict.fromkeys(pairs["teacher"]), "os^Dv<>"))
     correlations = []
     for ax, panel in zip(axes[0], panels):
@@ -434,7 +435,7 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
             title=f"{panel}: Spearman ρ = {rho:.2f}",
         )
         ax.legend(fontsize=7)
-    fig.suptitle(f"When does DCS help? (each point: one seed and teacher; {block})", fontsize=9)
+    fig.suptitle(f"When does DCS help? Each point: one seed and teacher\n{block}", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
