@@ -41,6 +41,8 @@ HELP = {
     "amp": f"mixed precision: {', '.join(AMP_MODES)} (auto: bf16/fp16 on CUDA, off elsewhere; "
     "bf16 also on CPUs with AVX512-BF16 or AMX)",
     "compile": "torch.compile the model",
+    "fused_adamw": "step AdamW with one fused kernel, as the Trainer does: faster, but it rounds differently "
+    "from the default, so runs with and without it differ in the last digits",
     "device": "force a device, e.g. cpu or cuda:1 (default: cuda, then mps, then cpu)",
     "teacher_epochs": "epochs of plain fine-tuning for the teacher (0: the untrained checkpoint; "
     "the student's --epochs with another --teacher-seed: a converged peer teacher)",

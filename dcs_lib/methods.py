@@ -66,6 +66,7 @@ class RunConfig:
     group_by_length: bool = True
     amp: str = "auto"
     compile: bool = False
+    fused_adamw: bool = False  # one fused AdamW kernel: faster, rounds differently (see TrainConfig)
     device: str | None = None  # None: cuda -> mps -> cpu
     # teacher
     teacher_epochs: int = 2
@@ -268,7 +269,7 @@ def best_epoch(history: list[dict], task: Task) -> dict:
 # Settings that do not change a run's numbers, left out of its identity.
 NOT_IDENTITY = ("data_dir", "device")
 # Settings added after records existed: left out at their default, so older run ids keep their meaning.
-LATER_SETTINGS = {"teacher_seed": None, "teacher_model": None, "teacher_folds": 1}
+LATER_SETTINGS = {"teacher_seed": None, "teacher_model": None, "teacher_folds": 1, "fused_adamw": False}
 
 
 def run_id(cfg: RunConfig) -> str:

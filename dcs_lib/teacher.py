@@ -115,6 +115,8 @@ def teacher_key(cfg, train_set) -> str:
         rows=len(train_set),
         data=fingerprint(train_set),
     )
+    if cfg.fused_adamw:  # only when set, so that the keys of existing caches stay what they were
+        described["fused_adamw"] = True
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 

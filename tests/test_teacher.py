@@ -91,6 +91,7 @@ def test_an_out_of_fold_teacher_needs_training_epochs():
         dict(teacher_epochs=3),
         dict(amp="fp16"),
         dict(holdout=10),
+        dict(fused_adamw=True),
     ],
 )
 def test_the_teacher_key_changes_with_every_setting_that_changes_the_logits(tiny, prepared, change):
@@ -143,6 +144,14 @@ def test_new_teacher_settings_at_their_defaults_keep_old_run_ids():
     for record in records:
         assert run_id(RunConfig(**record["config"])) == record["run_id"]
     assert run_id(RunConfig(teacher_seed=3)) != run_id(RunConfig())
+    assert run_id(RunConfig(fused_adamw=True)) != run_id(RunConfig())
+
+
+def test_fused_adamw_reaches_the_loop_and_the_record(tiny):
+    cfg = dataclasses.replace(tiny, method="vanilla", device="cpu", epochs=1, fused_adamw=True)
+    assert cfg.train_config().fused_adamw and not tiny.train_config().fused_adamw
+    record = run(cfg, progress=False, cache_dir=None)
+    assert record["config"]["fused_adamw"] is True and torch.isfinite(torch.tensor(record["epochs"][0]["train_loss"]))
 
 
 def test_bf16_on_the_cpu_is_recorded_or_refused(tiny, tmp_path, monkeypatch):
