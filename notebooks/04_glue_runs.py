@@ -33,7 +33,7 @@
 #   say more.
 #
 #
-# **Run time.** Full run: 3.4 min on a 2-core laptop-class CPU whose cores were shared with background training runs; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 1.0 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
@@ -572,6 +572,27 @@ if study_paired.empty:
     print("no comparison yet: no KD or DCS run has a vanilla or KD twin of the same seed in the records")
 else:
     display(study_paired.drop(columns="block").round(3))
+
+# %% [markdown]
+# ### The teachers, and what DCS did with them
+#
+# What each teacher knew, and how DCS used it (means over the DCS runs recorded so far;
+# `dcs_lib.report.teacher_diagnostics`): the teacher's dev score and its score on the training set,
+# the share of training examples on which student and teacher disagreed at the end of each epoch
+# (`discordant_e`, %), which sets the next epoch's weights, and the effective sample size of those
+# weights (`ess_e`, a fraction of the training set; 1 means uniform). A teacher whose training-set
+# score is near 100 has memorised its examples; the out-of-fold teacher's training-set score comes
+# from logits each example got from the teacher that never saw it.
+
+# %%
+from dcs_lib.report import teacher_diagnostics
+
+diagnostics = teacher_diagnostics(study_records)
+if diagnostics.empty:
+    print("no DCS run recorded yet")
+else:
+    print("block:", *diagnostics.block.unique())
+    display(diagnostics.drop(columns="block").round(2))
 
 # %% [markdown]
 # ### The figure: when does DCS help?
