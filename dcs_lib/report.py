@@ -75,6 +75,11 @@ def teacher_label(record: dict) -> str:
     return f"own seed ({epochs} ep{model})"
 
 
+def metric_of(record: dict) -> str:
+    """The record's primary metric (older records name it only as the key of their scores)."""
+    return record.get("metric") or next(iter(record["final"].keys() - {"epoch"}))
+
+
 def runs_frame(records: list[dict], by: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per run: task, method, teacher, seed, metric, best and final score (points), block, plus config keys ``by``.
 
@@ -84,7 +89,7 @@ def runs_frame(records: list[dict], by: tuple[str, ...] = ()) -> pd.DataFrame:
     """
     rows = []
     for r in records:
-        metric = r.get("metric") or next(iter(r["final"].keys() - {"epoch"}))
+        metric = metric_of(r)
         teacher_final = (r.get("teacher") or {}).get("final") or {}
         rows.append(
             {
@@ -370,7 +375,7 @@ def teacher_diagnostics(records: list[dict], by: tuple[str, ...] = ("n_train",))
     for r in records:
         if r["method"] != "dcs":
             continue
-        metric = r.get("metric") or next(iter(r["final"].keys() - {"epoch"}))
+        metric = metric_of(r)
         teacher = r.get("teacher") or {}
         row = {
             "block": block_of(r),
