@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 STUDY=$ROOT/data/results/study
 : "${DCS_GLUE_DIR:?set DCS_GLUE_DIR to a glue_data folder}"
-DCS_GLUE_DIR=$(cd "$DCS_GLUE_DIR" && pwd)
+export DCS_GLUE_DIR=$(cd "$DCS_GLUE_DIR" && pwd)  # read from the environment, so no machine path enters the records
 PY=${PY:-$ROOT/.venv/bin/python}
 COMMIT=$(git log --diff-filter=A --format=%H -- data/results/study/PROTOCOL.md | tail -1)
 CODE=$ROOT/runs/study-code
@@ -29,7 +29,7 @@ shards() {  # the runs selected by "$@" (--only ...), split over two processes
     for i in 1 2; do
         other=$((3 - i))
         (cd "$CODE" && PYTHONPATH="$CODE" "$PY" -m dcs_lib grid "$STUDY/grid.toml" --no-progress \
-            --data-dir "$DCS_GLUE_DIR" --results "$STUDY/runs-$i.jsonl" --skip-runs-in "$STUDY/runs-$other.jsonl" \
+            --results "$STUDY/runs-$i.jsonl" --skip-runs-in "$STUDY/runs-$other.jsonl" \
             --shard "$i/2" --cache-dir "$STUDY/teachers" --checkpoint-dir "$ROOT/runs/study-checkpoints" "$@") &
     done
     wait
