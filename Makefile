@@ -50,6 +50,16 @@ notebooks: $(VENV)/.installed
 sync: $(VENV)/.installed
 	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
 
+# The study "When does DCS help?" (data/results/study/PROTOCOL.md): its runs, resumably, in the
+# background (DCS_GLUE_DIR must name a glue_data folder), and its report from the records so far,
+# committed beside them (tests/test_study.py checks the report matches the records).
+.PHONY: study study-report
+study: $(VENV)/.installed
+	scripts/run_study.sh $(ARGS)
+
+study-report: $(VENV)/.installed
+	$(PY) -m dcs_lib report data/results/study/runs-1.jsonl data/results/study/runs-2.jsonl --out data/results/study/report
+
 # The course as a website (README + executed notebooks, outputs as committed) in build/site,
 # and its check in headless Chromium (Debian: apt-get install chromium chromium-driver).
 .PHONY: site site-check

@@ -1,0 +1,87 @@
+"""The study "When does DCS help?" (data/results/study/): what its records and report claim.
+
+Its protocol says the runs were planned before the first one, all ran in one block
+(device, precision, versions) with the library as of the protocol's commit, and that
+the report is what ``python -m dcs_lib report`` computes from the records. These
+tests check each claim on the committed files; none trains anything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dcs_lib.experiments import load_results, read_grid, run_id
+from dcs_lib.report import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "data" / "results" / "study"
+RECORDS = [STUDY / "runs-1.jsonl", STUDY / "runs-2.jsonl"]
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def history_or_skip() -> None:
+    try:
+        shallow = git("rev-parse", "--is-shallow-repository")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    if shallow == "true":
+        pytest.skip("a shallow clone does not hold the study's history")
+
+
+def protocol_commit() -> str:
+    return git("log", "--diff-filter=A", "--format=%H", "--", str(STUDY / "PROTOCOL.md")).splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return [r for path in RECORDS for r in load_results(path)]
+
+
+def test_the_protocol_was_committed_before_the_first_record_and_only_gained_addenda():
+    history_or_skip()
+    first = protocol_commit()
+    for path in RECORDS:
+        # every commit that gave a results file a record comes after the protocol's
+        for commit in git("log", "--format=%H", "-S", '"run_id"', "--", str(path)).splitlines():
+            after = subprocess.run(["git", "merge-base", "--is-ancestor", first, commit], cwd=ROOT).returncode == 0
+            assert after and commit != first, f"{commit} gave {path.name} records before the protocol's commit"
+    then = git("show", f"{first}:data/results/study/PROTOCOL.md")
+    now = (STUDY / "PROTOCOL.md").read_text()
+    head = then.split("## Addenda")[0]
+    assert now.startswith(head), "the protocol changed above its Addenda after the first run"
+
+
+def test_every_record_is_a_planned_run_of_one_block(records):
+    planned = {run_id(c) for c in read_grid(STUDY / "grid.toml")}
+    ids = [r["run_id"] for r in records]
+    assert len(ids) == len(set(ids)), "a run is recorded twice"
+    assert set(ids) <= planned, "a record is not in the study's grid"
+    blocks = {
+        (r["device"], r["precision"], r["world_size"], r["versions"]["torch"], r["versions"]["transformers"],
+         r["versions"]["datasets"], r["versions"]["commit"])
+        for r in records
+    }
+    assert len(blocks) <= 1, f"the study's records span more than one block: {sorted(blocks)}"
+    for device, precision, world_size, torch, *_ in blocks:
+        assert (device, precision, world_size, torch) == ("cpu", "bfloat16", 1, "2.13.0+cpu")
+    history_or_skip()
+    assert all(r["versions"]["commit"] == protocol_commit() for r in records), "a run used other code"
+
+
+def test_records_hold_no_machine_path(records):
+    assert all(r["config"]["data_dir"] is None for r in records)
+
+
+def test_the_committed_report_is_the_report_of_the_committed_records(records, tmp_path):
+    """`make study-report` after adding records; a stale report fails here."""
+    write_report(records, tmp_path)
+    for name in ("summary.md", "paired.csv", "teachers.csv"):
+        assert (STUDY / "report" / name).read_text() == (tmp_path / name).read_text(), (
+            f"data/results/study/report/{name} is not the report of the committed records: run `make study-report`"
+        )
