@@ -228,6 +228,23 @@ def committed_results(results: Path):
     return records, configs, base, cpu_repeats
 
 
+def study_results(results: Path):
+    """The records of the study "When does DCS help?" so far, checked against its grid file.
+
+    Returns ``(records, grid_configs)``: every record is a run the grid plans, and none is
+    there twice (the study writes two results files, one per process).
+    """
+    from .experiments import load_results, read_grid, run_id
+
+    study = results / "study"
+    records = [r for name in ("runs-1.jsonl", "runs-2.jsonl") for r in load_results(study / name)]
+    configs = read_grid(study / "grid.toml")
+    ids = [r["run_id"] for r in records]
+    if len(set(ids)) != len(ids) or not set(ids) <= {run_id(c) for c in configs}:
+        raise DCSError(f"{study} holds a run twice, or a run that {study / 'grid.toml'} does not plan")
+    return records, configs
+
+
 def strip_volatile(nb):
     """Drop what changes on every run but is not content: cell timings, widget state and widget outputs."""
     nb.metadata.pop("widgets", None)

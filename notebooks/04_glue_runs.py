@@ -33,7 +33,7 @@
 #   say more.
 #
 #
-# **Run time.** Full run: 1.0 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 3.7 min on a 2-core laptop-class CPU whose cores were shared with background training runs; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
@@ -522,14 +522,12 @@ assert sorted(excluding) == [("dcs - vanilla", "mrpc", "best", "CPU float32, tor
 
 # %%
 from dcs_lib.experiments import run_id
+from dcs_lib.notebook import study_results
 from dcs_lib.report import comparisons, plot_when, require_one_block, when_frame
 
-STUDY = RESULTS / "study"
-study_records = [r for name in ("runs-1.jsonl", "runs-2.jsonl") for r in load_results(STUDY / name)]
-study_plan = read_grid(STUDY / "grid.toml")
+study_records, study_plan = study_results(RESULTS)  # each a run the study's grid plans, none twice
 planned_ids = {run_id(c): c for c in study_plan}
-done_ids = {r["run_id"] for r in study_records} & set(planned_ids)
-assert len(done_ids) == len(study_records), "a study record is not in the study's grid, or is there twice"
+done_ids = {r["run_id"] for r in study_records}
 REQUIRED = {("sst2", 4000), ("mrpc", None)}
 required = [i for i, c in planned_ids.items() if (c.task, c.n_train) in REQUIRED]
 status = (f"Status: {len(done_ids & set(required))} of the {len(required)} runs of the required cells (SST-2 4,000 "

@@ -30,7 +30,7 @@
 # - where the time goes in a DCS run, and how the library's loop compares with the usual tools.
 #
 #
-# **Run time.** Full run: 3.5 min on a 2-core laptop-class CPU whose cores were shared with background training runs; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 3.6 min on a 2-core laptop-class CPU whose cores were shared with background training runs; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
@@ -457,6 +457,43 @@ plt.show()
 #
 
 # %% [markdown]
+# ### The same question in the study: 10 seeds and three teachers
+#
+# The sweep has three seeds per size and one teacher, trained for 2 epochs. The study "when does
+# DCS help?" (notebook 04, section 4; its protocol is `data/results/study/PROTOCOL.md`) repeats the
+# 4,000-example cell with 10 paired seeds and three teachers: the paper's reading (2 epochs, the
+# student's own seed), a converged peer (5 epochs, another seed) and an out-of-fold teacher. It
+# adds 1,000 and 8,000 examples once its required cells are done. It is its own block (bf16
+# autocast on the CPU), so it is never paired with the float32 sweep above.
+#
+# Below, its SST-2 cells as the records stand when this notebook runs: per size and teacher, DCS −
+# vanilla at the last epoch over the paired seeds, beside the teacher's mean dev score minus
+# vanilla's. The figure puts each seed and teacher at one point. If a teacher's gap to the student
+# is what matters, DCS − vanilla rises from left to right; the sweep's teacher column suggests it
+# does. Until every cell holds 10 seeds, these rows report progress; they are not a finding.
+#
+# <!-- constants: 1,000 8,000 (the study's stretch cells) -->
+
+# %%
+from IPython.display import Image
+
+from dcs_lib.notebook import study_results
+from dcs_lib.report import comparisons, plot_when, require_one_block, when_frame
+
+study_records, study_plan = study_results(RESULTS)
+study_sst2 = runs_frame([r for r in study_records if r["task"] == "sst2"], by=("n_train",))
+if study_sst2.empty:
+    print("no study records yet")
+else:
+    print("block:", require_one_block(study_sst2), f"({len(study_sst2)} SST-2 runs recorded)")
+    gain = comparisons(study_sst2, column="final")
+    gain = gain[gain.comparison == "dcs - vanilla"].set_index(["n_train", "teacher"])
+    gaps = when_frame(study_sst2).groupby(["n_train", "teacher"]).teacher_gap.mean().rename("teacher - vanilla")
+    display(gain[["n", "mean_diff", "ci_low", "ci_high", "p_perm", "mde80"]].join(gaps).round(2))
+    when_path, rho = plot_when(study_sst2, DEMO_DIR / "study-sst2-when.png")
+    display(Image(filename=str(when_path)))
+
+# %% [markdown]
 # ## 3. Speed
 #
 # `benchmarks/speed.py` trains one epoch on the first 512 RTE training examples (batch 32, max length
@@ -585,7 +622,8 @@ for r in demo:
 # - SST-2 size sweep (CPU): DCS - vanilla goes from -2.22 points at 500 examples to +0.54 at 4,000,
 #   rising with the teacher's accuracy (50.92, a majority-class predictor, at 500; 83.18 at 4,000).
 #   Three pairs per size: suggestive, which is why the study repeats the 4,000-example cell with
-#   10 seeds.
+#   10 seeds and three teachers. Its records so far are shown beside the sweep, in their own block
+#   (bf16); in them, no teacher's DCS − vanilla interval excludes 0 yet.
 # - On the CPU, the library's loop is 1.94x the default `Trainer` and 1.11x the length-grouped one,
 #   all of it from tighter padding; a DCS epoch with the train-logit source takes 1.04x a vanilla
 #   epoch's time; cached teacher logits make DCS 2.43x faster than per-step KD.

@@ -194,8 +194,9 @@ def test_notebook_data_dir_from_a_relative_path_and_a_missing_one(glue, monkeypa
 
     from dcs_lib.notebook import DataNotFound, glue_dir
 
+    data = glue.resolve()  # before the chdir: the fixture's path may itself be relative to the root
     monkeypatch.chdir(NOTEBOOKS)
-    monkeypatch.setenv("DCS_GLUE_DIR", os.path.relpath(glue.resolve(), ROOT))  # relative to the root, not to here
+    monkeypatch.setenv("DCS_GLUE_DIR", os.path.relpath(data, ROOT))  # relative to the root, not to here
     found = glue_dir()
     assert not Path(found).is_absolute() and (Path(found) / "RTE" / "train.tsv").is_file()
     monkeypatch.setenv("DCS_GLUE_DIR", "no/such/glue")
