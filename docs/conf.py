@@ -68,15 +68,18 @@ WIDGET_NOTE = (
 )
 
 
-LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 
 
 def link_to_repository(text: str, folder: str) -> str:
-    """Relative links to files that are not pages of the site point at the repository instead."""
+    """Relative links to files that are not pages of the site point at the repository instead.
+
+    Images stay relative: Sphinx copies them into the site.
+    """
 
     def rewrite(match: re.Match) -> str:
         target = match.group(2)
-        if re.match(r"^([a-z]+:|#|/)", target):
+        if match.group(1).startswith("!") or re.match(r"^([a-z]+:|#|/)", target):
             return match.group(0)
         path, _, anchor = target.partition("#")
         resolved = (ROOT / folder / path).resolve()
