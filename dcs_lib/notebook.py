@@ -228,20 +228,25 @@ def committed_results(results: Path):
     return records, configs, base, cpu_repeats
 
 
-def study_results(results: Path):
-    """The records of the study "When does DCS help?" so far, checked against its grid file.
+# The study's grid files: the protocol's, then each addendum's (PROTOCOL.md, "Addenda").
+STUDY_GRIDS = ("grid.toml", "grid-mpnet.toml")
 
-    Returns ``(records, grid_configs)``: every record is a run the grid plans, and none is
-    there twice (the study writes two results files, one per process).
+
+def study_results(results: Path):
+    """The records of the study "When does DCS help?" so far, checked against its grid files.
+
+    Returns ``(records, grid_configs)``: every record is a run that the protocol's grid or
+    an addendum's plans (:data:`STUDY_GRIDS`), and none is there twice (the study writes
+    two results files, one per process).
     """
     from .experiments import load_results, read_grid, run_id
 
     study = results / "study"
     records = [r for name in ("runs-1.jsonl", "runs-2.jsonl") for r in load_results(study / name)]
-    configs = read_grid(study / "grid.toml")
+    configs = [c for name in STUDY_GRIDS for c in read_grid(study / name)]
     ids = [r["run_id"] for r in records]
     if len(set(ids)) != len(ids) or not set(ids) <= {run_id(c) for c in configs}:
-        raise DCSError(f"{study} holds a run twice, or a run that {study / 'grid.toml'} does not plan")
+        raise DCSError(f"{study} holds a run twice, or a run that none of {', '.join(STUDY_GRIDS)} plans")
     return records, configs
 
 

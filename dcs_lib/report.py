@@ -67,12 +67,14 @@ def teacher_label(record: dict) -> str:
     if record["method"] not in ("kd", "dcs"):
         return ""
     epochs = config.get("teacher_epochs", 2)
-    model = f", {config['teacher_model']}" if config.get("teacher_model") not in (None, config.get("model")) else ""
-    if config.get("teacher_folds", 1) > 1:
-        return f"out-of-fold ({config['teacher_folds']} folds, {epochs} ep{model})"
+    folds = f"{config['teacher_folds']} folds, " if config.get("teacher_folds", 1) > 1 else ""
+    if config.get("teacher_model") not in (None, config.get("model")):  # another model: named, whatever its seed
+        return f"{Path(config['teacher_model']).name} ({folds}{epochs} ep)"
+    if folds:
+        return f"out-of-fold ({folds}{epochs} ep)"
     if config.get("teacher_seed") not in (None, record["seed"]):
-        return f"peer ({epochs} ep{model})"
-    return f"own seed ({epochs} ep{model})"
+        return f"peer ({epochs} ep)"
+    return f"own seed ({epochs} ep)"
 
 
 def metric_of(record: dict) -> str:
@@ -506,10 +508,10 @@ def comparisons(
     DCS - KD pairs runs with the same teacher. One row per block, task, ``by`` keys,
     teacher and comparison, with :func:`paired_stats`' columns; ``p_holm`` adjusts the
     DCS - vanilla p-values within each block for the size of the family of primary
-    comparisons: those of the cells ``family`` lists as ``(task, n_train)`` pairs (a
-    protocol's required cells; ``n_train`` None for a full training set), or every
-    DCS - vanilla row of the block if ``family`` is None. Rows outside the family get no
-    ``p_holm``.
+    comparisons: those ``family`` lists as ``(task, n_train)`` (every teacher of a cell;
+    ``n_train`` None for a full training set) or ``(task, n_train, teacher)`` (one
+    teacher's row), a protocol's primary comparisons; or every DCS - vanilla row of the
+    block if ``family`` is None. Rows outside the family get no ``p_holm``.
     """
     by = tuple(dict.fromkeys((*CELL_KEYS, *by)))
     teachers = [t for t in dict.fromkeys(frame["teacher"]) if t]
@@ -528,9 +530,15 @@ def comparisons(
     result = pd.concat(tables, ignore_index=True)
     primary = result["comparison"] == "dcs - vanilla"
     if family is not None:
-        wanted = {(task, None if n is None or pd.isna(n) else int(n)) for task, n in family}
-        cells = zip(result["task"], result["n_train"].map(lambda n: None if pd.isna(n) else int(n)))
-        primary &= pd.Series([cell in wanted for cell in cells], index=result.index)
+
+        def size(n):
+            return None if n is None or pd.isna(n) else int(n)
+
+        wanted = {(item[0], size(item[1]), *item[2:]) for item in family}
+        rows = zip(result["task"], result["n_train"].map(size), result["teacher"])
+        primary &= pd.Series(
+            [(task, n) in wanted or (task, n, teacher) in wanted for task, n, teacher in rows], index=result.index
+        )
     result["p_holm"] = np.nan
     for _, rows in result[primary].groupby("block"):
         result.loc[rows.index, "p_holm"] = holm(rows["p_perm"]).round(4)

@@ -2,7 +2,8 @@
 # Runs the study "When does DCS help?" (data/results/study/PROTOCOL.md), resumably.
 #
 #   DCS_GLUE_DIR=/path/to/glue_data scripts/run_study.sh          all cells, in the protocol's order
-#   DCS_GLUE_DIR=... scripts/run_study.sh sst2-4k                   one cell: sst2-4k, mrpc, sst2-1k, sst2-8k
+#   DCS_GLUE_DIR=... scripts/run_study.sh sst2-4k                   one cell: sst2-4k, mrpc, sst2-4k-mpnet,
+#                                                                   sst2-1k, sst2-8k
 #
 # Every run uses the library as it was at the commit that added the protocol (checked out
 # once into runs/study-code), two one-thread processes at a time, one grid shard each.
@@ -25,13 +26,17 @@ fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 touch "$STUDY/runs-1.jsonl" "$STUDY/runs-2.jsonl"
 
-shards() {  # the runs selected by "$@" (--only ...), split over two processes
-    for i in 1 2; do
-        other=$((3 - i))
-        (cd "$CODE" && PYTHONPATH="$CODE" "$PY" -m dcs_lib grid "$STUDY/grid.toml" --no-progress \
-            --results "$STUDY/runs-$i.jsonl" --skip-runs-in "$STUDY/runs-$other.jsonl" \
-            --shard "$i/2" --cache-dir "$STUDY/teachers" --checkpoint-dir "$ROOT/runs/study-checkpoints" "$@") &
-    done
+grid() {  # grid FILE I ARGS...: the runs of FILE selected by ARGS, in process I (results in runs-I.jsonl)
+    local file=$1 i=$2
+    shift 2
+    (cd "$CODE" && PYTHONPATH="$CODE" "$PY" -m dcs_lib grid "$STUDY/$file" --no-progress \
+        --results "$STUDY/runs-$i.jsonl" --skip-runs-in "$STUDY/runs-$((3 - i)).jsonl" \
+        --cache-dir "$STUDY/teachers" --checkpoint-dir "$ROOT/runs/study-checkpoints" "$@")
+}
+
+shards() {  # the runs of grid.toml selected by "$@" (--only ...), split over two processes
+    grid grid.toml 1 --shard 1/2 "$@" &
+    grid grid.toml 2 --shard 2/2 "$@" &
     wait
 }
 
@@ -42,12 +47,24 @@ cell() {  # vanilla first (it is the peer teacher of the next seed), then the te
     done
 }
 
-for name in ${1:-sst2-4k mrpc sst2-1k sst2-8k}; do
+mpnet() {  # addendum A1: one all-mpnet-base-v2 teacher (seed 1) for every student, seeds 1-10
+    if [ ! -d "$CODE/models/all-mpnet-base-v2" ]; then  # joined from its PyPI pieces by today's library
+        mkdir -p "$CODE/models"
+        ln -s "$("$PY" -c 'from dcs_lib.models import mpnet_path; print(mpnet_path())')" "$CODE/models/all-mpnet-base-v2"
+    fi
+    grid grid-mpnet.toml 1 --only seed=1  # trains the teacher; the other process has nothing to share yet
+    grid grid-mpnet.toml 1 --only seed=2,4,6,8,10 &
+    grid grid-mpnet.toml 2 --only seed=3,5,7,9 &
+    wait
+}
+
+for name in ${1:-sst2-4k mrpc sst2-4k-mpnet sst2-1k sst2-8k}; do
     case $name in
         sst2-4k) cell --only task=sst2 --only n_train=4000 ;;
         mrpc) cell --only task=mrpc ;;
+        sst2-4k-mpnet) mpnet ;;
         sst2-1k) cell --only task=sst2 --only n_train=1000 ;;
         sst2-8k) cell --only task=sst2 --only n_train=8000 ;;
-        *) echo "unknown cell $name; choose sst2-4k, mrpc, sst2-1k or sst2-8k" >&2; exit 2 ;;
+        *) echo "unknown cell $name; choose sst2-4k, mrpc, sst2-4k-mpnet, sst2-1k or sst2-8k" >&2; exit 2 ;;
     esac
 done

@@ -165,6 +165,27 @@ def test_holm_is_taken_over_the_named_family_only():
     rows = table[table["comparison"] == "dcs - vanilla"].set_index("n_train")
     assert rows.loc[4000, "p_holm"] == pytest.approx(rows.loc[4000, "p_perm"])  # a family of one
     assert np.isnan(rows.loc[1000, "p_holm"])
+    own = rows["teacher"].iloc[0]  # the records' teacher: trained from the student's own seed
+    both = comparisons(runs_frame(records, ("n_train",)), family=[("sst2", 4000, own), ("sst2", 1000, own)])
+    rows = both[both["comparison"] == "dcs - vanilla"].set_index("n_train")
+    assert rows["p_holm"].tolist() == pytest.approx(holm(rows["p_perm"]).tolist())  # a family of two, named by teacher
+    assert rows["p_holm"].tolist() != pytest.approx(rows["p_perm"].tolist())
+    none = comparisons(runs_frame(records, ("n_train",)), family=[("sst2", 4000, "peer (5 ep)")])
+    assert none["p_holm"].isna().all()  # that teacher has no row here
+
+
+def test_a_teacher_of_another_model_is_named_whatever_its_seed():
+    from dcs_lib.report import teacher_label
+
+    def labelled(seed, **config):
+        base = {"model": "bundled-minilm", "teacher_epochs": 5, "teacher_seed": 1}
+        return teacher_label({"method": "dcs", "seed": seed, "config": base | config})
+
+    mpnet = "models/all-mpnet-base-v2"
+    assert labelled(1, teacher_model=mpnet) == labelled(7, teacher_model=mpnet) == "all-mpnet-base-v2 (5 ep)"
+    assert labelled(1) == "own seed (5 ep)" and labelled(7) == "peer (5 ep)"
+    assert labelled(3, teacher_folds=2) == "out-of-fold (2 folds, 5 ep)"
+    assert labelled(3, teacher_model=mpnet, teacher_folds=2) == "all-mpnet-base-v2 (2 folds, 5 ep)"
 
 
 def test_teacher_diagnostics_average_what_each_teacher_knew_and_what_dcs_did():

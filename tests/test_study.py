@@ -8,12 +8,16 @@ tests check each claim on the committed files; none trains anything.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from dcs_lib import DCSError
 from dcs_lib.experiments import load_results, read_grid, run_id
+from dcs_lib.notebook import STUDY_GRIDS, study_results
 from dcs_lib.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,13 +47,40 @@ def records() -> list[dict]:
     return [r for path in RECORDS for r in load_results(path)]
 
 
+def test_the_study_reader_refuses_a_run_no_grid_plans(records, tmp_path):
+    (tmp_path / "study").mkdir()
+    for name in STUDY_GRIDS:
+        (tmp_path / "study" / name).write_text((STUDY / name).read_text())
+    stray = dict(records[0], run_id="0123456789abcdef")
+    for i, batch in enumerate(([*records[:3], stray], records[3:5]), start=1):
+        (tmp_path / "study" / f"runs-{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in batch))
+    with pytest.raises(DCSError, match="plans"):
+        study_results(tmp_path)
+    (tmp_path / "study" / "runs-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:3]))
+    assert len(study_results(tmp_path)[0]) == 5
+
+
+def test_the_addendum_grid_pairs_with_the_protocols_vanilla_runs():
+    """Same [base] and cell as the protocol's SST-2 4,000 runs: only the teacher differs."""
+
+    def cell(config, **teacher):
+        shared = dataclasses.replace(config, seed=0, method="vanilla", teacher_epochs=0, **teacher)
+        return json.dumps(dataclasses.asdict(shared), sort_keys=True)
+
+    addendum = read_grid(STUDY / "grid-mpnet.toml")
+    assert {c.seed for c in addendum} == set(range(1, 11)) and {c.method for c in addendum} == {"kd", "dcs"}
+    vanilla = [c for c in read_grid(STUDY / "grid.toml") if c.method == "vanilla" and c.n_train == 4000]
+    assert {cell(c, teacher_model=None, teacher_seed=None) for c in addendum} == {cell(c) for c in vanilla}
+
+
 def test_the_protocol_was_committed_before_the_first_record_and_only_gained_addenda():
     history_or_skip()
     first = protocol_commit()
     for path in RECORDS:
         # every commit that gave a results file a record comes after the protocol's
         for commit in git("log", "--format=%H", "-S", '"run_id"', "--", str(path)).splitlines():
-            after = subprocess.run(["git", "merge-base", "--is-ancestor", first, commit], cwd=ROOT).returncode == 0
+            ancestor = subprocess.run(["git", "merge-base", "--is-ancestor", first, commit], cwd=ROOT, check=False)
+            after = ancestor.returncode == 0
             assert after and commit != first, f"{commit} gave {path.name} records before the protocol's commit"
     then = git("show", f"{first}:data/results/study/PROTOCOL.md")
     now = (STUDY / "PROTOCOL.md").read_text()
@@ -58,7 +89,7 @@ def test_the_protocol_was_committed_before_the_first_record_and_only_gained_adde
 
 
 def test_every_record_is_a_planned_run_of_one_block(records):
-    planned = {run_id(c) for c in read_grid(STUDY / "grid.toml")}
+    planned = {run_id(c) for name in STUDY_GRIDS for c in read_grid(STUDY / name)}
     ids = [r["run_id"] for r in records]
     assert len(ids) == len(set(ids)), "a run is recorded twice"
     assert set(ids) <= planned, "a record is not in the study's grid"
