@@ -230,6 +230,11 @@ def committed_results(results: Path):
 
 # The study's grid files: the protocol's, then each addendum's (PROTOCOL.md, "Addenda").
 STUDY_GRIDS = ("grid.toml", "grid-mpnet.toml")
+# Its primary comparisons, Holm's family: each of the protocol's three teachers in each required cell
+# (addendum A1's teacher and the stretch cells are secondary).
+STUDY_TEACHERS = ("own seed (2 ep)", "peer (5 ep)", "out-of-fold (2 folds, 5 ep)")
+STUDY_REQUIRED_CELLS = (("sst2", 4000), ("mrpc", None))
+STUDY_FAMILY = tuple((task, n_train, t) for task, n_train in STUDY_REQUIRED_CELLS for t in STUDY_TEACHERS)
 
 
 def study_results(results: Path):
@@ -248,6 +253,14 @@ def study_results(results: Path):
     if len(set(ids)) != len(ids) or not set(ids) <= {run_id(c) for c in configs}:
         raise DCSError(f"{study} holds a run twice, or a run that none of {', '.join(STUDY_GRIDS)} plans")
     return records, configs
+
+
+def write_study_report(results: Path = Path("data/results")) -> dict:
+    """The study's report (``make study-report``): :func:`dcs_lib.report.write_report` with its Holm family."""
+    from .report import write_report
+
+    records, _ = study_results(results)
+    return write_report(records, results / "study" / "report", family=list(STUDY_FAMILY))
 
 
 def strip_volatile(nb):

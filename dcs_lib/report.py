@@ -213,14 +213,19 @@ def paired_stats(diff, confidence: float = 0.95) -> dict:
     return out
 
 
-def holm(pvalues) -> np.ndarray:
-    """Holm's step-down adjustment of a family of p-values (same order as given)."""
+def holm(pvalues, family_size: int | None = None) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (same order as given).
+
+    ``family_size`` larger than the p-values given counts the family's missing members
+    as p = 1 (not yet measured): the adjusted values can then only fall as they arrive.
+    """
     p = np.asarray(pvalues, dtype=float)
+    m = max(len(p), family_size or 0)
     order = np.argsort(p)
     adjusted = np.empty_like(p)
     running = 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted
 
@@ -508,10 +513,13 @@ def comparisons(
     DCS - KD pairs runs with the same teacher. One row per block, task, ``by`` keys,
     teacher and comparison, with :func:`paired_stats`' columns; ``p_holm`` adjusts the
     DCS - vanilla p-values within each block for the size of the family of primary
-    comparisons: those ``family`` lists as ``(task, n_train)`` (every teacher of a cell;
+    comparisons, and the DCS - KD p-values (the reweighting's own test) for theirs, each
+    family apart: those ``family`` lists as ``(task, n_train)`` (every teacher of a cell;
     ``n_train`` None for a full training set) or ``(task, n_train, teacher)`` (one
-    teacher's row), a protocol's primary comparisons; or every DCS - vanilla row of the
-    block if ``family`` is None. Rows outside the family get no ``p_holm``.
+    teacher's row), a protocol's primary comparisons; or every DCS - vanilla (DCS - KD)
+    row of the block if ``family`` is None. Rows outside the family get no ``p_holm``. A family of
+    ``(task, n_train, teacher)`` items has a known size: members without runs yet count
+    as p = 1, so an interim ``p_holm`` is never smaller than the final one.
     """
     by = tuple(dict.fromkeys((*CELL_KEYS, *by)))
     teachers = [t for t in dict.fromkeys(frame["teacher"]) if t]
@@ -528,7 +536,7 @@ def comparisons(
     if not tables:
         return pd.DataFrame()
     result = pd.concat(tables, ignore_index=True)
-    primary = result["comparison"] == "dcs - vanilla"
+    primary = result["comparison"].isin(["dcs - vanilla", "dcs - kd"])
     if family is not None:
 
         def size(n):
@@ -540,9 +548,25 @@ def comparisons(
             [(task, n) in wanted or (task, n, teacher) in wanted for task, n, teacher in rows], index=result.index
         )
     result["p_holm"] = np.nan
-    for _, rows in result[primary].groupby("block"):
-        result.loc[rows.index, "p_holm"] = holm(rows["p_perm"]).round(4)
+    size = len(family) if family is not None and all(len(item) == 3 for item in family) else None
+    for _, rows in result[primary].groupby(["block", "comparison"]):
+        result.loc[rows.index, "p_holm"] = holm(rows["p_perm"], size).round(4)
     return result
+
+
+def reading(row, level: float = 0.05) -> str:
+    """What one paired comparison (a row of :func:`comparisons`) shows, in the study protocol's words.
+
+    A gain or a loss needs the 95% t-interval clear of 0 and the permutation p-value below
+    ``level``, Holm-adjusted where the row has ``p_holm``; anything else is "no difference
+    detected", with the difference the pairs could have detected (not "no effect").
+    """
+    p = row["p_perm"] if pd.isna(row.get("p_holm", np.nan)) else row["p_holm"]
+    if p < level and row["ci_low"] > 0:
+        return "gain"
+    if p < level and row["ci_high"] < 0:
+        return "loss"
+    return f"no difference detected (MDE {row['mde80']:.2f})"
 
 
 def block_header(frame: pd.DataFrame) -> str:
@@ -550,11 +574,14 @@ def block_header(frame: pd.DataFrame) -> str:
     return f"device, precision, torch: {require_one_block(frame)}"
 
 
-def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] = ()) -> dict[str, Path]:
+def write_report(
+    records: list[dict], out_dir: str | Path, by: tuple[str, ...] = (), family: list[tuple] | None = None
+) -> dict[str, Path]:
     """Write runs.csv, summary.csv/.md, paired.csv, teachers.csv and one summary plot per block under ``out_dir``.
 
     Runs of different blocks (device, precision, torch version) are reported side by
     side, never pooled: each table and figure is for one block and says which.
+    ``family``: the primary comparisons for Holm's adjustment (:func:`comparisons`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -564,8 +591,11 @@ def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] =
     table.to_csv(out / "summary.csv", index=False)
     try:
         paired = pd.concat(
-            [comparisons(frame, column, by).assign(score=column) for column in ("final", "best")], ignore_index=True
+            [comparisons(frame, column, by, family).assign(score=column) for column in ("final", "best")],
+            ignore_index=True,
         )
+        if not paired.empty:
+            paired["reading"] = paired.apply(reading, axis=1)
         skipped = ""
     except DCSError as err:  # runs that cannot be paired unambiguously: say why rather than guess
         paired, skipped = pd.DataFrame(), f"\nPaired differences skipped: {err}\n"
@@ -581,8 +611,9 @@ def write_report(records: list[dict], out_dir: str | Path, by: tuple[str, ...] =
             if not rows.empty:
                 sections.append(
                     f"\nPaired differences over seeds ({words}, points): mean, 95% t-interval (n - 1 df), "
-                    "exact sign-flip permutation p, Holm-adjusted p over the DCS - vanilla rows, and the "
-                    "difference detectable with 80% power:\n"
+                    "exact sign-flip permutation p, Holm-adjusted p over the primary DCS - vanilla rows and, "
+                    "apart, over the DCS - KD rows, the difference detectable with 80% power, and what the row "
+                    "shows (a gain or loss needs the interval clear of 0 and p < 0.05, Holm-adjusted where given):\n"
                 )
                 sections.append(markdown(rows.drop(columns=["block", "score"])))
         rows = diagnostics[diagnostics["block"] == block] if not diagnostics.empty else diagnostics

@@ -69,8 +69,22 @@ def test_a_bootstrap_only_from_twenty_pairs():
     assert got["boot_low"] < got["mean_diff"] < got["boot_high"]
 
 
+def test_a_reading_needs_the_interval_and_the_adjusted_p():
+    from dcs_lib.report import reading
+
+    row = {"ci_low": 0.1, "ci_high": 0.9, "p_perm": 0.002, "p_holm": 0.012, "mde80": 0.4}
+    assert reading(row) == "gain"
+    assert reading(row | {"p_holm": 0.06}) == "no difference detected (MDE 0.40)"  # Holm wins over p_perm
+    assert reading(row | {"ci_low": -0.9, "ci_high": -0.1}) == "loss"
+    assert reading(row | {"ci_low": -0.1}) == "no difference detected (MDE 0.40)"
+    assert reading(row | {"p_holm": float("nan")}) == "gain"  # no family: the permutation p itself
+
+
 def test_holm_matches_the_step_down_rule():
     assert holm([0.01, 0.04, 0.03, 0.2]).tolist() == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    # two members of a family of six not measured yet: as if their p were 1
+    assert holm([0.01, 0.04, 0.03, 0.2], family_size=6).tolist() == pytest.approx([0.06, 0.16, 0.15, 0.6])
+    assert holm([0.01, 0.04, 0.03, 0.2], family_size=6).tolist() == pytest.approx(holm([0.01, 0.04, 0.03, 0.2, 1, 1])[:4])
 
 
 def record(method, seed, final, device="cpu", precision="float32", torch="2.13.0", teacher=None, n_train=None):
@@ -126,6 +140,10 @@ def test_comparisons_pair_kd_and_dcs_with_the_same_teacher(tmp_path):
     assert rows[("dcs - kd", "peer (5 ep)")].mean_diff == pytest.approx(0.5 + 0.1 * 3)
     assert rows[("dcs - vanilla", "own seed (2 ep)")].n == 5
     assert not np.isnan(rows[("dcs - vanilla", "peer (5 ep)")].p_holm)
+    for comparison in ("dcs - vanilla", "dcs - kd"):  # each its own family of two
+        p = [rows[(comparison, t)].p_perm for t in ("own seed (2 ep)", "peer (5 ep)")]
+        assert [rows[(comparison, t)].p_holm for t in ("own seed (2 ep)", "peer (5 ep)")] == pytest.approx(holm(p))
+    assert np.isnan(rows[("kd - vanilla", "peer (5 ep)")].p_holm)  # descriptive
     with pytest.raises(DCSError, match="several dcs runs share a seed.*--by"):
         paired_difference(runs_frame(records))  # two teachers per seed: say which
     paths = write_report(records, tmp_path)
@@ -172,6 +190,12 @@ def test_holm_is_taken_over_the_named_family_only():
     assert rows["p_holm"].tolist() != pytest.approx(rows["p_perm"].tolist())
     none = comparisons(runs_frame(records, ("n_train",)), family=[("sst2", 4000, "peer (5 ep)")])
     assert none["p_holm"].isna().all()  # that teacher has no row here
+    # a family of three named members, one without runs yet: it counts as p = 1
+    partial = comparisons(runs_frame(records, ("n_train",)), family=[*[("sst2", n, own) for n in (4000, 1000)],
+                                                                       ("mrpc", None, own)])
+    rows = partial[partial["comparison"] == "dcs - vanilla"]
+    assert rows["p_holm"].tolist() == pytest.approx(holm([*rows["p_perm"], 1.0])[:2].round(4).tolist())
+    assert (rows["p_holm"] >= both[both["comparison"] == "dcs - vanilla"]["p_holm"]).all()
 
 
 def test_a_teacher_of_another_model_is_named_whatever_its_seed():
