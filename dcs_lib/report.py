@@ -539,18 +539,18 @@ def comparisons(
     primary = result["comparison"].isin(["dcs - vanilla", "dcs - kd"])
     if family is not None:
 
-        def size(n):
+        def train_size(n):
             return None if n is None or pd.isna(n) else int(n)
 
-        wanted = {(item[0], size(item[1]), *item[2:]) for item in family}
-        rows = zip(result["task"], result["n_train"].map(size), result["teacher"])
+        wanted = {(item[0], train_size(item[1]), *item[2:]) for item in family}
+        rows = zip(result["task"], result["n_train"].map(train_size), result["teacher"])
         primary &= pd.Series(
             [(task, n) in wanted or (task, n, teacher) in wanted for task, n, teacher in rows], index=result.index
         )
     result["p_holm"] = np.nan
-    size = len(family) if family is not None and all(len(item) == 3 for item in family) else None
+    family_size = len(family) if family is not None and all(len(item) == 3 for item in family) else None
     for _, rows in result[primary].groupby(["block", "comparison"]):
-        result.loc[rows.index, "p_holm"] = holm(rows["p_perm"], size).round(4)
+        result.loc[rows.index, "p_holm"] = holm(rows["p_perm"], family_size).round(4)
     return result
 
 
