@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dcs_lib import DCSError
-from dcs_lib.experiments import load_results, read_grid, run_id
+from dcs_lib.experiments import read_grid, run_id
 from dcs_lib.notebook import STUDY_FAMILY, STUDY_GRIDS, study_results
 from dcs_lib.report import write_report
 
@@ -44,7 +44,7 @@ def protocol_commit() -> str:
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    return [r for path in RECORDS for r in load_results(path)]
+    return study_results(STUDY.parent)[0]
 
 
 def test_the_study_reader_refuses_a_run_no_grid_plans(records, tmp_path):
