@@ -519,7 +519,8 @@ def comparisons(
     teacher's row), a protocol's primary comparisons; or every DCS - vanilla (DCS - KD)
     row of the block if ``family`` is None. Rows outside the family get no ``p_holm``. A family of
     ``(task, n_train, teacher)`` items has a known size: members without runs yet count
-    as p = 1, so an interim ``p_holm`` is never smaller than the final one.
+    as p = 1, so an interim ``p_holm`` is never smaller than the final one. ``reading`` says
+    what each row shows, in the protocol's words (:func:`reading`).
     """
     by = tuple(dict.fromkeys((*CELL_KEYS, *by)))
     teachers = [t for t in dict.fromkeys(frame["teacher"]) if t]
@@ -551,6 +552,7 @@ def comparisons(
     family_size = len(family) if family is not None and all(len(item) == 3 for item in family) else None
     for _, rows in result[primary].groupby(["block", "comparison"]):
         result.loc[rows.index, "p_holm"] = holm(rows["p_perm"], family_size).round(4)
+    result["reading"] = result.apply(reading, axis=1)
     return result
 
 
@@ -594,8 +596,6 @@ def write_report(
             [comparisons(frame, column, by, family).assign(score=column) for column in ("final", "best")],
             ignore_index=True,
         )
-        if not paired.empty:
-            paired["reading"] = paired.apply(reading, axis=1)
         skipped = ""
     except DCSError as err:  # runs that cannot be paired unambiguously: say why rather than guess
         paired, skipped = pd.DataFrame(), f"\nPaired differences skipped: {err}\n"

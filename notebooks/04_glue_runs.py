@@ -528,7 +528,6 @@ assert sorted(excluding) == [("dcs - vanilla", "mrpc", "best", "CPU float32, tor
 from dcs_lib.experiments import run_id
 from dcs_lib.notebook import STUDY_REQUIRED_CELLS, study_results
 from dcs_lib.report import comparisons, plot_when, require_one_block, when_frame
-from dcs_lib.report import reading as protocol_reading
 
 study_records, study_plan = study_results(RESULTS)  # each a run the study's grid plans, none twice
 planned_ids = {run_id(c): c for c in study_plan}
@@ -582,7 +581,6 @@ study_paired = comparisons(study, column="final", family=list(STUDY_FAMILY)) if 
 if study_paired.empty:
     print("no comparison yet: no KD or DCS run has a vanilla or KD twin of the same seed in the records")
 else:
-    study_paired["reading"] = study_paired.apply(protocol_reading, axis=1)  # the protocol's words for each row
     display(study_paired.drop(columns="block").round(3))
 
 # %% [markdown]

@@ -132,6 +132,8 @@ def test_comparisons_pair_kd_and_dcs_with_the_same_teacher(tmp_path):
         ]
     table = comparisons(runs_frame(records, ("n_train",)))
     rows = {(r.comparison, r.teacher): r for r in table.itertuples()}
+    from dcs_lib.report import reading
+
     assert set(rows) == {
         ("dcs - vanilla", "own seed (2 ep)"), ("dcs - vanilla", "peer (5 ep)"),
         ("dcs - kd", "own seed (2 ep)"), ("dcs - kd", "peer (5 ep)"),
@@ -144,6 +146,11 @@ def test_comparisons_pair_kd_and_dcs_with_the_same_teacher(tmp_path):
         p = [rows[(comparison, t)].p_perm for t in ("own seed (2 ep)", "peer (5 ep)")]
         assert [rows[(comparison, t)].p_holm for t in ("own seed (2 ep)", "peer (5 ep)")] == pytest.approx(holm(p))
     assert np.isnan(rows[("kd - vanilla", "peer (5 ep)")].p_holm)  # descriptive
+    # DCS ahead of KD by 0.6-1.0 points on every seed, the interval clear of 0, yet 5 pairs cannot
+    # give p below 2 / 2^5: the protocol's words say so
+    assert rows[("dcs - kd", "peer (5 ep)")].ci_low > 0 and rows[("dcs - kd", "peer (5 ep)")].p_perm == pytest.approx(0.0625, abs=1e-3)
+    assert rows[("dcs - kd", "peer (5 ep)")].reading.startswith("no difference detected (MDE ")
+    assert list(table["reading"]) == [reading(row) for _, row in table.iterrows()]
     with pytest.raises(DCSError, match="several dcs runs share a seed.*--by"):
         paired_difference(runs_frame(records))  # two teachers per seed: say which
     paths = write_report(records, tmp_path)
