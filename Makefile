@@ -58,7 +58,7 @@ study: $(VENV)/.installed
 	scripts/run_study.sh $(ARGS)
 
 study-report: $(VENV)/.installed
-	$(PY) -c "from dcs_lib.notebook import write_study_report; print(write_study_report()['summary'])"
+	$(PY) -m dcs_lib report --study
 
 # The course as a website (README + executed notebooks, outputs as committed) in build/site,
 # and its check in headless Chromium (Debian: apt-get install chromium chromium-driver).

@@ -170,6 +170,11 @@ def cmd_report(args) -> None:
     from .experiments import load_results
     from .report import write_report
 
+    if args.study:
+        study_report(args)
+        return
+    if not args.results:
+        raise DCSError("report needs a results file (or --study, run from the project's root folder)")
     records = load_results(args.results)
     if not records:
         raise DCSError(f"results file {' '.join(args.results)} holds no valid runs")
@@ -186,6 +191,27 @@ def cmd_report(args) -> None:
     print(paths["summary"].read_text())
     plots = ", ".join(p.name for p in paths["plots"].values())
     print(f"written under {out}: runs.csv, summary.csv, summary.md, paired.csv, teachers.csv, {plots}")
+
+
+def study_report(args) -> None:
+    """``report --study``: the study's records, checked against its grids, Holm over its protocol's family."""
+    from .notebook import STUDY_FAMILY, study_results
+    from .report import write_report
+
+    if args.results or args.by:
+        raise DCSError(
+            "report --study reads the study's own records and groups them as its protocol says: "
+            "drop the results files and --by"
+        )
+    results = Path("data/results")
+    if not (results / "study" / "PROTOCOL.md").is_file():
+        raise DCSError(f"no study in {results / 'study'}: run report --study from the project's root folder")
+    records, _ = study_results(results)
+    out = Path(args.out or results / "study" / "report")
+    paths = write_report(records, out, family=list(STUDY_FAMILY))
+    print(f"{len(records)} runs of the study; Holm's family (the protocol's primary comparisons):", *STUDY_FAMILY, sep="\n  ")
+    print(paths["summary"].read_text())
+    print(f"written under {out}")
 
 
 def cmd_demo(args) -> None:
@@ -311,10 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     grid.set_defaults(func=cmd_grid)
 
     report = sub.add_parser("report", help="summary table, paired differences and a plot from a results file")
-    report.add_argument("results", nargs="+", help="results file(s) written by train or grid")
+    report.add_argument("results", nargs="*", help="results file(s) written by train or grid")
     report.add_argument("--out", help="output folder (default: next to the results file)")
     report.add_argument(
         "--by", nargs="*", default=[], metavar="KEY", help="also group by these config keys, e.g. --by lam alpha"
+    )
+    report.add_argument(
+        "--study",
+        action="store_true",
+        help="the study in data/results/study (run from the project's root folder): its records, checked against "
+        "its grid files, with Holm's adjustment over its protocol's six primary comparisons; "
+        "written to data/results/study/report unless --out",
     )
     report.set_defaults(func=cmd_report)
     return parser

@@ -255,14 +255,6 @@ def study_results(results: Path):
     return records, configs
 
 
-def write_study_report(results: Path = Path("data/results")) -> dict:
-    """The study's report (``make study-report``): :func:`dcs_lib.report.write_report` with its Holm family."""
-    from .report import write_report
-
-    records, _ = study_results(results)
-    return write_report(records, results / "study" / "report", family=list(STUDY_FAMILY))
-
-
 def strip_volatile(nb):
     """Drop what changes on every run but is not content: cell timings, widget state and widget outputs."""
     nb.metadata.pop("widgets", None)

@@ -137,6 +137,15 @@ def test_report_of_a_missing_file(tmp_path):
     assert "does not exist" in bad("report", tmp_path / "none.jsonl")
 
 
+def test_report_needs_results_or_the_study(tmp_path):
+    assert "report needs a results file" in bad("report")
+    assert "drop the results files" in bad("report", "--study", tmp_path / "runs.jsonl")
+    elsewhere = subprocess.run(
+        [sys.executable, "-m", "dcs_lib", "report", "--study"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert elsewhere.returncode == 2 and "run report --study from the project's root folder" in elsewhere.stderr
+
+
 def test_grid_only_names_a_run_setting(tmp_path):
     grid = ROOT / "data" / "results" / "glue" / "grid.toml"
     message = bad("grid", grid, "--results", tmp_path / "r.jsonl", "--only", "colour=red")
