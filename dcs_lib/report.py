@@ -425,9 +425,9 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
 
     block = require_one_block(frame)
     pairs = when_frame(frame, column)
-    cells = pairs["task"] + pairs.get("n_train", pd.Series(np.nan, index=pairs.index)).map(
-        lambda n: "" if pd.isna(n) else f" ({int(n):,} examples)"
-    )
+    cells = pairs["task"]
+    if "n_train" in pairs:  # the training-set size, where the frame was made with it
+        cells = cells + pairs["n_train"].map(lambda n: " (full training set)" if pd.isna(n) else f" ({int(n):,} examples)")
     panels = list(dict.fromkeys(cells))
     width = max(6.0, 4.2 * len(panels))  # one panel still leaves room for the title
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(width, 4.2), squeeze=False)
@@ -495,8 +495,15 @@ def markdown(table: pd.DataFrame) -> str:
     """A pipe table (no extra dependency), for the README and the terminal."""
     header = "| " + " | ".join(map(str, table.columns)) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
+
+    def cell(column, v):  # a training-set size: "full" where missing, and 4000, not the 4000.0 of a column with NaN
+        if column in CELL_KEYS:
+            return "full" if pd.isna(v) else str(int(v)) if float(v).is_integer() else str(v)
+        return "" if pd.isna(v) else str(v)
+
     lines = [
-        "| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in table.itertuples(index=False)
+        "| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row)) + " |"
+        for row in table.itertuples(index=False)
     ]
     return "\n".join([header, rule, *lines])
 
@@ -544,7 +551,8 @@ def comparisons(
             return None if n is None or pd.isna(n) else int(n)
 
         wanted = {(item[0], train_size(item[1]), *item[2:]) for item in family}
-        rows = zip(result["task"], result["n_train"].map(train_size), result["teacher"])
+        # not Series.map: it would turn a full set's None back into NaN, which matches nothing
+        rows = zip(result["task"], [train_size(n) for n in result["n_train"]], result["teacher"])
         primary &= pd.Series(
             [(task, n) in wanted or (task, n, teacher) in wanted for task, n, teacher in rows], index=result.index
         )

@@ -11,6 +11,7 @@ from dcs_lib.report import (
     block_of,
     comparisons,
     holm,
+    markdown,
     min_detectable_effect,
     paired_difference,
     paired_stats,
@@ -203,6 +204,24 @@ def test_holm_is_taken_over_the_named_family_only():
     rows = partial[partial["comparison"] == "dcs - vanilla"]
     assert rows["p_holm"].tolist() == pytest.approx(holm([*rows["p_perm"], 1.0])[:2].round(4).tolist())
     assert (rows["p_holm"] >= both[both["comparison"] == "dcs - vanilla"]["p_holm"]).all()
+
+
+def test_a_full_training_set_is_a_member_of_the_family_too():
+    """MRPC in full (``n_train`` None) beside a subset of SST-2: both cells in the family, each size as it is."""
+    records = []
+    for s in range(1, 6):
+        for task, n_train in (("sst2", 4000), ("mrpc", None)):
+            vanilla, dcs = record("vanilla", s, 0.80, n_train=n_train), record("dcs", s, 0.80 + 0.002 * s, n_train=n_train)
+            for r in (vanilla, dcs):
+                r["task"] = task
+            records += [vanilla, dcs]
+    frame = runs_frame(records, ("n_train",))
+    own = frame.loc[frame["method"] == "dcs", "teacher"].iloc[0]
+    table = comparisons(frame, family=[("sst2", 4000, own), ("mrpc", None, own)])
+    rows = table[table["comparison"] == "dcs - vanilla"].set_index("task")
+    assert rows["p_holm"].notna().all(), rows
+    assert rows["p_holm"].tolist() == pytest.approx(holm(rows["p_perm"]).round(4).tolist())
+    assert "| mrpc | full | dcs - vanilla |" in markdown(table) and "| sst2 | 4000 | dcs - vanilla |" in markdown(table)
 
 
 def test_a_teacher_of_another_model_is_named_whatever_its_seed():
