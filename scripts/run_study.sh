@@ -49,8 +49,14 @@ cell() {  # vanilla first (it is the peer teacher of the next seed), then the te
 
 mpnet() {  # addendum A1: one all-mpnet-base-v2 teacher (seed 1) for every student, seeds 1-10
     if [ ! -d "$CODE/models/all-mpnet-base-v2" ]; then  # joined from its PyPI pieces by today's library
+        local path err=$ROOT/runs/mpnet-error.txt
+        if ! path=$("$PY" -c 'from dcs_lib.models import mpnet_path; print(mpnet_path())' 2>"$err"); then
+            # without the extra, go on with the next cell rather than stop the night's runs
+            echo "addendum A1 skipped: $(tail -1 "$err")" >&2
+            return 0
+        fi
         mkdir -p "$CODE/models"
-        ln -s "$("$PY" -c 'from dcs_lib.models import mpnet_path; print(mpnet_path())')" "$CODE/models/all-mpnet-base-v2"
+        ln -s "$path" "$CODE/models/all-mpnet-base-v2"
     fi
     grid grid-mpnet.toml 1 --only seed=1  # trains the teacher; the other process has nothing to share yet
     grid grid-mpnet.toml 1 --only seed=2,4,6,8,10 &
