@@ -195,7 +195,7 @@ def cmd_report(args) -> None:
 
 def study_report(args) -> None:
     """``report --study``: the study's records, checked against its grids, Holm over its protocol's family."""
-    from .notebook import STUDY_FAMILY, study_results
+    from .study import STUDY_FAMILY, study_results
     from .report import write_report
 
     if args.results or args.by:

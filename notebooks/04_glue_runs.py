@@ -526,7 +526,7 @@ assert sorted(excluding) == [("dcs - vanilla", "mrpc", "best", "CPU float32, tor
 
 # %%
 from dcs_lib.experiments import run_id
-from dcs_lib.notebook import STUDY_REQUIRED_CELLS, study_results
+from dcs_lib.study import STUDY_REQUIRED_CELLS, study_results
 from dcs_lib.report import comparisons, plot_when, require_one_block, when_frame
 
 study_records, study_plan = study_results(RESULTS)  # each a run the study's grid plans, none twice
@@ -571,7 +571,7 @@ else:
 # <!-- constants: 0.05 (the protocol's level) -->
 
 # %%
-from dcs_lib.notebook import STUDY_FAMILY
+from dcs_lib.study import STUDY_FAMILY
 
 # The protocol's family for Holm: each of its three teachers in the two required cells (SST-2 with
 # 4,000 examples, MRPC in full), six comparisons; addendum A1's teacher is outside it. Members

@@ -477,7 +477,7 @@ plt.show()
 # %%
 from IPython.display import Image
 
-from dcs_lib.notebook import study_results
+from dcs_lib.study import study_results
 from dcs_lib.report import comparisons, plot_when, require_one_block, when_frame
 
 study_records, study_plan = study_results(RESULTS)

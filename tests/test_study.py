@@ -18,7 +18,7 @@ import pytest
 
 from dcs_lib import DCSError
 from dcs_lib.experiments import read_grid, run_id
-from dcs_lib.notebook import STUDY_FAMILY, STUDY_GRIDS, study_results
+from dcs_lib.study import STUDY_FAMILY, STUDY_GRIDS, study_results
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "data" / "results" / "study"
