@@ -526,8 +526,8 @@ assert sorted(excluding) == [("dcs - vanilla", "mrpc", "best", "CPU float32, tor
 
 # %%
 from dcs_lib.experiments import run_id
-from dcs_lib.study import STUDY_REQUIRED_CELLS, study_results
 from dcs_lib.report import comparisons, plot_when, require_one_block, when_frame
+from dcs_lib.study import STUDY_REQUIRED_CELLS, study_results
 
 study_records, study_plan = study_results(RESULTS)  # each a run the study's grid plans, none twice
 planned_ids = {run_id(c): c for c in study_plan}

@@ -477,8 +477,8 @@ plt.show()
 # %%
 from IPython.display import Image
 
-from dcs_lib.study import study_results
 from dcs_lib.report import comparisons, plot_when, require_one_block, when_frame
+from dcs_lib.study import study_results
 
 study_records, study_plan = study_results(RESULTS)
 study_sst2 = runs_frame([r for r in study_records if r["task"] == "sst2"], by=("n_train",))
