@@ -701,7 +701,7 @@ display(summary(runs_frame(demo)).drop(columns="block"))
 #   analysis fixed in advance. Its first required cell, SST-2 with 4,000 examples, is complete: with
 #   none of the three teachers does DCS gain or lose against vanilla by the protocol's rule, nor
 #   against KD with the same teacher. The paper's 2-epoch teacher comes closest (DCS − vanilla +0.53
-#   points [+0.02, +1.03], Holm p = 0.330), and KD with that teacher gains as much (section 4's
+#   points [+0.02, +1.04], Holm p = 0.328), and KD with that teacher gains as much (section 4's
 #   table), so what it adds comes from distillation, not from the reweighting. MRPC is running; the
 #   study concludes nothing until it is complete.
 #

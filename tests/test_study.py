@@ -122,3 +122,56 @@ def test_the_committed_report_is_the_report_of_the_committed_records(tmp_path):
         assert (STUDY / "report" / name).read_text() == (tmp_path / name).read_text(), (
             f"data/results/study/report/{name} is not the report of the committed records: run `make study-report`"
         )
+
+
+README_TEACHERS = {  # the README table's words for the report's teacher labels
+    "own seed, 2 epochs (the paper's)": "own seed (2 ep)",
+    "peer, 5 epochs": "peer (5 ep)",
+    "out-of-fold, 2 folds of 5 epochs": "out-of-fold (2 folds, 5 ep)",
+}
+README_CELLS = {"SST-2, 4,000": ("sst2", 4000), "MRPC, full": ("mrpc", None)}
+
+
+def test_the_readme_table_is_the_committed_report():
+    """Every number in the README's study table is the report's (stale Holm p-values fail here as runs arrive)."""
+    import re
+
+    import pandas as pd
+
+    paired = pd.read_csv(STUDY / "report" / "paired.csv")
+    paired = paired[paired["score"] == "final"]
+    teachers = pd.read_csv(STUDY / "report" / "teachers.csv")
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if any(line.startswith(f"| {cell} |") for cell in README_CELLS)]
+    assert rows, "the README's study table is missing"
+
+    def num(text):
+        return float(text.replace("−", "-"))
+
+    for line in rows:
+        cell, teacher, scores, *diffs = [part.strip() for part in line.strip("|").split("|")]
+        task, n_train = README_CELLS[cell]
+        label = README_TEACHERS[teacher]
+
+        def same_cell(frame):
+            size = frame["n_train"].isna() if n_train is None else frame["n_train"] == n_train
+            return frame[(frame["task"] == task) & size & (frame["teacher"] == label)]
+
+        def rounded(value, places, report_value):  # the report's value to ``places`` (it keeps 6 places)
+            return abs(value - report_value) <= 0.5 * 10**-places + 1e-6
+
+        dev, train = map(num, scores.split(" / "))
+        diagnostics = same_cell(teachers).iloc[0]
+        assert rounded(dev, 2, diagnostics.teacher_dev) and rounded(train, 2, diagnostics.teacher_train), line
+        for comparison, text in zip(("kd - vanilla", "dcs - vanilla", "dcs - kd"), diffs):
+            row = same_cell(paired[paired["comparison"] == comparison]).iloc[0]
+            assert row.n == 10, f"{line}: a cell in the README's table must be complete"
+            got = re.fullmatch(r"(\S+) \[(\S+), (\S+)\], p = (\S+?)(?:, Holm (\S+))?", text)
+            assert got, f"README: cannot read {text!r}"
+            mean, low, high, p = map(num, got.groups()[:4])
+            assert all(rounded(*pair) for pair in ((mean, 2, row.mean_diff), (low, 2, row.ci_low), (high, 2, row.ci_high),
+                                                    (p, 3, row.p_perm))), f"{text}: the report has {row.to_dict()}"  # fmt: skip
+            holm = got.group(5)
+            assert (holm is None) == pd.isna(row.p_holm), f"{text}: Holm's p where the protocol tests, nowhere else"
+            if holm is not None:
+                assert rounded(num(holm), 2, row.p_holm), f"{text}: Holm p is {row.p_holm} in the report"
