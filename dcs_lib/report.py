@@ -267,7 +267,7 @@ def paired_difference(
             continue
         diff = (both[method] - both[baseline]).to_numpy()
         rows.append({**dict(zip(["block", "task", *by], keys)), **paired_stats(diff)})
-    return pd.DataFrame(rows)  # unrounded: a number rounded twice (1.0355 -> 1.035 -> 1.03) would be wrong
+    return pd.DataFrame(rows)  # unrounded: rounded twice, 1.0350002 would become 1.035, then 1.03
 
 
 def epoch_scores(records: list[dict], by: tuple[str, ...] = ("lr",)) -> pd.DataFrame:
