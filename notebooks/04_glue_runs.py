@@ -33,7 +33,7 @@
 #   say more.
 #
 #
-# **Run time.** Full run: 1.0 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 1.3 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
@@ -537,6 +537,13 @@ status = (f"Status: {len(done_ids & set(required))} of the {len(required)} runs 
           f"and MRPC) are recorded, {len(done_ids)} of all {len(planned_ids)} planned runs (stretch cells and addendum A1 included).")
 study = runs_frame(study_records, by=("n_train",))
 study_complete = False
+
+
+def cell_of(rows):
+    """Each row's cell, by task and training-set size: 'sst2 4,000', 'mrpc full'."""
+    return rows.task + " " + rows.n_train.map(lambda n: "full" if pd.isna(n) else f"{int(n):,}")
+
+
 if not study.empty:
     print("block:", require_one_block(study))  # refuses records from more than one device/precision/torch
     study_complete = len(done_ids & set(required)) == len(required)
@@ -551,8 +558,7 @@ display(Markdown(status + (" The required cells are complete: the readings below
 if study.empty:
     print("no study records yet")
 else:
-    cell = study.task + " " + study.n_train.map(lambda n: "full" if pd.isna(n) else f"{int(n):,}")
-    study_table = (study.assign(cell=cell).groupby(["cell", "method", "teacher"], sort=False)
+    study_table = (study.assign(cell=cell_of(study)).groupby(["cell", "method", "teacher"], sort=False)
                    .agg(seeds=("seed", "nunique"), last_mean=("final", "mean"), last_std=("final", "std"),
                         best_mean=("best", "mean"), best_std=("best", "std"), teacher_dev=("teacher_dev", "mean")))
     display(study_table.round(2))
@@ -581,7 +587,9 @@ study_paired = comparisons(study, column="final", family=list(STUDY_FAMILY)) if 
 if study_paired.empty:
     print("no comparison yet: no KD or DCS run has a vanilla or KD twin of the same seed in the records")
 else:
-    display(study_paired.drop(columns="block").round(3))
+    study_paired["cell"] = cell_of(study_paired)
+    display(study_paired.set_index(["cell", "comparison", "teacher"]).drop(columns=["block", "task", "n_train"])
+            .round(3))
 
 # %% [markdown]
 # The same rows in words, for the teachers whose runs are complete in a cell (all 10 seeds): what
@@ -593,8 +601,7 @@ complete = pd.DataFrame() if study_paired.empty else study_paired[
 if complete.empty:
     print("no cell holds all 10 seeds of a teacher's runs yet")
 for row in complete.itertuples():
-    size = "full" if pd.isna(row.n_train) else f"{int(row.n_train):,}"
-    print(f"{row.task} {size}, {row.teacher}: {row.comparison} {row.mean_diff:+.2f} points "
+    print(f"{row.cell}, {row.teacher}: {row.comparison} {row.mean_diff:+.2f} points "
           f"[{row.ci_low:+.2f}, {row.ci_high:+.2f}], n = {row.n}, p = {row.p_perm:.3f}, "
           f"Holm p = {row.p_holm:.3f}: {row.reading}")
 
@@ -617,7 +624,8 @@ if diagnostics.empty:
     print("no DCS run recorded yet")
 else:
     print("block:", *diagnostics.block.unique())
-    display(diagnostics.drop(columns="block").round(2))
+    display(diagnostics.assign(cell=cell_of(diagnostics)).set_index(["cell", "teacher"])
+            .drop(columns=["block", "task", "n_train"]).round(2))
 
 # %% [markdown]
 # ### The figure: when does DCS help?
