@@ -281,13 +281,13 @@ with pd.option_context("display.max_rows", None, "display.max_columns", None, "d
 # - **$\lambda$ (how fast the weights grow; GPU, both tasks).** The default $\lambda = 1$ has the
 #   highest mean on both tasks (RTE 58.00, MRPC 86.69 at the last epoch; vanilla 58.24 and 85.79
 #   with the same seeds), and every other value lies below it on average. Two t-intervals exclude 0:
-#   MRPC at $\lambda = 3$ (-1.15 [-1.50, -0.81]) and RTE at $\lambda = 5$ (-5.78 [-11.23, -0.32],
+#   MRPC at $\lambda = 3$ (-1.15 [-1.49, -0.81]) and RTE at $\lambda = 5$ (-5.78 [-11.23, -0.32],
 #   six points under vanilla). $\lambda = 0$, which is KD after DCS's plain first epoch, is close
 #   behind the default (57.64 and 85.83). The reweighting is not where a gain comes from here; pushed
 #   hard, it is where a loss comes from.
 # - **$\alpha$ (weight of the labels against the teacher).** On RTE (GPU) every value lands within a
-#   point of the default, inside the seed spread. On MRPC, $\alpha = 0.3$ on the GPU is 1.44 under the
-#   default there (-1.44 [-3.05, +0.18]); $\alpha = 0.7$ and 1 ran on the CPU and are level with the
+#   point of the default, inside the seed spread. On MRPC, $\alpha = 0.3$ on the GPU is 1.43 under the
+#   default there (-1.43 [-3.05, +0.18]); $\alpha = 0.7$ and 1 ran on the CPU and are level with the
 #   default repeated there (-0.03 and +0.10).
 # - **$T$.** On RTE (GPU), $T = 1$ and 4 give 57.16 and 57.40 against the default's 58.00; $T = 4$'s
 #   interval just excludes 0 (-0.60 [-1.12, -0.08]), a small loss on three seeds. On MRPC (CPU, against
