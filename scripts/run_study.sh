@@ -42,9 +42,12 @@ shards() {  # the runs of grid.toml selected by "$@" (--only ...), split over tw
 
 cell() {  # vanilla first (it is the peer teacher of the next seed), then the teachers' runs two seeds at a time
     shards "$@" --only method=vanilla
-    for pair in 1,2 3,4 5,6 7,8 9,10; do
-        shards "$@" --only seed="$pair"
+    # Each process goes on to its share of the next two seeds as soon as it is done with this
+    # one's, rather than wait for the other: no run of a pair needs a run of another.
+    for i in 1 2; do
+        (for pair in 1,2 3,4 5,6 7,8 9,10; do grid grid.toml "$i" --shard "$i/2" "$@" --only seed="$pair"; done) &
     done
+    wait
 }
 
 mpnet() {  # addendum A1: one all-mpnet-base-v2 teacher (seed 1) for every student, seeds 1-10
