@@ -195,8 +195,8 @@ def cmd_report(args) -> None:
 
 def study_report(args) -> None:
     """``report --study``: the study's records, checked against its grids, Holm over its protocol's family."""
-    from .study import STUDY_FAMILY, study_results
     from .report import write_report
+    from .study import STUDY_FAMILY, study_results
 
     if args.results or args.by:
         raise DCSError(
@@ -209,7 +209,8 @@ def study_report(args) -> None:
     records, _ = study_results(results)
     out = Path(args.out or results / "study" / "report")
     paths = write_report(records, out, family=list(STUDY_FAMILY))
-    print(f"{len(records)} runs of the study; Holm's family (the protocol's primary comparisons):", *STUDY_FAMILY, sep="\n  ")
+    family = "\n  ".join(map(str, STUDY_FAMILY))
+    print(f"{len(records)} runs of the study; Holm's family (the protocol's primary comparisons):\n  {family}")
     print(paths["summary"].read_text())
     print(f"written under {out}")
 

@@ -427,7 +427,8 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
     pairs = when_frame(frame, column)
     cells = pairs["task"]
     if "n_train" in pairs:  # the training-set size, where the frame was made with it
-        cells = cells + pairs["n_train"].map(lambda n: " (full training set)" if pd.isna(n) else f" ({int(n):,} examples)")
+        size = pairs["n_train"].map(lambda n: " (full training set)" if pd.isna(n) else f" ({int(n):,} examples)")
+        cells = cells + size
     panels = list(dict.fromkeys(cells))
     width = max(6.0, 4.2 * len(panels))  # one panel still leaves room for the title
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(width, 4.2), squeeze=False)

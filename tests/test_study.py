@@ -169,8 +169,8 @@ def test_the_readme_table_is_the_committed_report():
             got = re.fullmatch(r"(\S+) \[(\S+), (\S+)\], p = (\S+?)(?:, Holm (\S+))?", text)
             assert got, f"README: cannot read {text!r}"
             mean, low, high, p = map(num, got.groups()[:4])
-            assert all(rounded(*pair) for pair in ((mean, 2, row.mean_diff), (low, 2, row.ci_low), (high, 2, row.ci_high),
-                                                    (p, 3, row.p_perm))), f"{text}: the report has {row.to_dict()}"  # fmt: skip
+            quoted = ((mean, 2, row.mean_diff), (low, 2, row.ci_low), (high, 2, row.ci_high), (p, 3, row.p_perm))
+            assert all(rounded(*each) for each in quoted), f"{text}: the report has {row.to_dict()}"
             holm = got.group(5)
             assert (holm is None) == pd.isna(row.p_holm), f"{text}: Holm's p where the protocol tests, nowhere else"
             if holm is not None:
