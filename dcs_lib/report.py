@@ -528,7 +528,9 @@ def comparisons(
     row of the block if ``family`` is None. Rows outside the family get no ``p_holm``. A family of
     ``(task, n_train, teacher)`` items has a known size: members without runs yet count
     as p = 1, so an interim ``p_holm`` is never smaller than the final one. ``reading`` says
-    what each row shows, in the protocol's words (:func:`reading`).
+    what each row shows, in the protocol's words (:func:`reading`); a row outside both
+    families (KD - vanilla, and any the ``family`` leaves out) is marked "descriptive", since
+    no test was planned for it.
     """
     by = tuple(dict.fromkeys((*CELL_KEYS, *by)))
     teachers = [t for t in dict.fromkeys(frame["teacher"]) if t]
@@ -562,6 +564,7 @@ def comparisons(
     for _, rows in result[primary].groupby(["block", "comparison"]):
         result.loc[rows.index, "p_holm"] = holm(rows["p_perm"], family_size)
     result["reading"] = result.apply(reading, axis=1)
+    result.loc[~primary, "reading"] = "descriptive: " + result.loc[~primary, "reading"]
     return result
 
 
@@ -622,7 +625,8 @@ def write_report(
                     f"\nPaired differences over seeds ({words}, points): mean, 95% t-interval (n - 1 df), "
                     "exact sign-flip permutation p, Holm-adjusted p over the primary DCS - vanilla rows and, "
                     "apart, over the DCS - KD rows, the difference detectable with 80% power, and what the row "
-                    "shows (a gain or loss needs the interval clear of 0 and p < 0.05, Holm-adjusted where given):\n"
+                    "shows (a gain or loss needs the interval clear of 0 and p < 0.05, Holm-adjusted where given; "
+                    "rows outside the Holm families are descriptive):\n"
                 )
                 sections.append(markdown(rows.drop(columns=["block", "score"]).round(3)))
         rows = diagnostics[diagnostics["block"] == block] if not diagnostics.empty else diagnostics

@@ -62,7 +62,7 @@ if importlib.util.find_spec("dcs_lib") is None:
 # | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 5.9 min | a few minutes (not measured here) |
 # | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy, where reweighting helps and hurts; which SST-2 examples get up-weighted | 1.4 min | a few minutes (not measured here) |
 # | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper's and a converged peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 3.0 min | a few minutes (not measured here) |
-# | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours; the study "when does DCS help?" | 1.3 min | about the same (it reads committed results) |
+# | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours; the study "when does DCS help?" | 1.8 min | about the same (it reads committed results) |
 # | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep, and the study's SST-2 cells; the speed benchmark | 1.2 min | about the same (it reads committed results) |
 #
 # Notebooks 01-03 share their runs: teacher logits are cached under `runs/notebooks/cache/` and
@@ -72,7 +72,7 @@ if importlib.util.find_spec("dcs_lib") is None:
 # order.
 #
 # <!-- from 01_kd_basics: 5.9 -->
-# <!-- from 04_glue_runs: 1.3 -->
+# <!-- from 04_glue_runs: 1.8 -->
 # <!-- from 05_ablations: 1.2 -->
 # <!-- from 02_sample_reweighting: 1.4 -->
 # <!-- from 03_dcs_end_to_end: 3.0 -->

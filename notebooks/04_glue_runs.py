@@ -33,7 +33,7 @@
 #   say more.
 #
 #
-# **Run time.** Full run: 1.3 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 1.8 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
@@ -571,8 +571,9 @@ else:
 # cells), and the DCS − KD rows of the same six apart; members not yet run count as p = 1, so an
 # interim `p_holm` can only fall as runs arrive. `reading` puts each row in the protocol's words
 # (`dcs_lib.report.reading`): a gain or a loss needs the interval clear of 0 and p below 0.05,
-# anything else is "no difference detected" with its MDE. Rows appear as the runs arrive; until a
-# cell has 10 pairs they are a progress report, not a result.
+# anything else is "no difference detected" with its MDE. KD − vanilla rows are marked
+# "descriptive": the protocol reports them but plans no test on them. Rows appear as the runs
+# arrive; until a cell has 10 pairs they are a progress report, not a result.
 #
 # <!-- constants: 0.05 (the protocol's level) -->
 
