@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,8 +135,6 @@ README_CELLS = {"SST-2, 4,000": ("sst2", 4000), "MRPC, full": ("mrpc", None)}
 
 def test_the_readme_table_is_the_committed_report():
     """Every number in the README's study table is the report's (stale Holm p-values fail here as runs arrive)."""
-    import re
-
     import pandas as pd
 
     paired = pd.read_csv(STUDY / "report" / "paired.csv")
@@ -148,6 +147,9 @@ def test_the_readme_table_is_the_committed_report():
     def num(text):
         return float(text.replace("−", "-"))
 
+    def rounded(value, places, report_value):  # the report's value to ``places`` (it keeps 6 places)
+        return abs(value - report_value) <= 0.5 * 10**-places + 1e-6
+
     for line in rows:
         cell, teacher, scores, *diffs = [part.strip() for part in line.strip("|").split("|")]
         task, n_train = README_CELLS[cell]
@@ -156,9 +158,6 @@ def test_the_readme_table_is_the_committed_report():
         def same_cell(frame):
             size = frame["n_train"].isna() if n_train is None else frame["n_train"] == n_train
             return frame[(frame["task"] == task) & size & (frame["teacher"] == label)]
-
-        def rounded(value, places, report_value):  # the report's value to ``places`` (it keeps 6 places)
-            return abs(value - report_value) <= 0.5 * 10**-places + 1e-6
 
         dev, train = map(num, scores.split(" / "))
         diagnostics = same_cell(teachers).iloc[0]
