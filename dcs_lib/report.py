@@ -580,6 +580,8 @@ def reading(row, level: float = 0.05) -> str:
         return "gain"
     if p < level and row["ci_high"] < 0:
         return "loss"
+    if pd.isna(row["mde80"]):
+        return "no difference detected (no MDE: too few pairs, or no spread)"
     return f"no difference detected (MDE {row['mde80']:.2f})"
 
 

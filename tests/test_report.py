@@ -79,6 +79,7 @@ def test_a_reading_needs_the_interval_and_the_adjusted_p():
     assert reading(row | {"ci_low": -0.9, "ci_high": -0.1}) == "loss"
     assert reading(row | {"ci_low": -0.1}) == "no difference detected (MDE 0.40)"
     assert reading(row | {"p_holm": float("nan")}) == "gain"  # no family: the permutation p itself
+    assert reading(row | {"ci_low": -0.1, "mde80": float("nan")}) == "no difference detected (no MDE: too few pairs, or no spread)"
 
 
 def test_holm_matches_the_step_down_rule():
