@@ -427,7 +427,9 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
     pairs = when_frame(frame, column)
     cells = pairs["task"]
     if "n_train" in pairs:  # the training-set size, where the frame was made with it
-        size = pairs["n_train"].map(lambda n: " (full training set)" if pd.isna(n) else f" ({int(n):,} examples)")
+        size = pairs["n_train"].map(
+            lambda n: " (full training set)" if train_size(n) is None else f" ({train_size(n):,} examples)"
+        )
         cells = cells + size
     panels = list(dict.fromkeys(cells))
     width = max(6.0, 4.2 * len(panels))  # one panel still leaves room for the title
@@ -499,7 +501,7 @@ def markdown(table: pd.DataFrame) -> str:
 
     def cell(column, v):  # a training-set size: "full" where missing, and 4000, not the 4000.0 of a column with NaN
         if column in CELL_KEYS:
-            return "full" if pd.isna(v) else str(int(v)) if float(v).is_integer() else str(v)
+            return "full" if train_size(v) is None else str(train_size(v))  # 4000, not 4000.0
         return "" if pd.isna(v) else str(v)
 
     lines = [
@@ -511,6 +513,11 @@ def markdown(table: pd.DataFrame) -> str:
 
 COMPARISONS = (("dcs", "vanilla"), ("dcs", "kd"), ("kd", "vanilla"))
 CELL_KEYS = ("n_train",)
+
+
+def train_size(n) -> int | None:
+    """A cell's training-set size as an int, or None for a full set (NaN in a frame's column)."""
+    return None if n is None or pd.isna(n) else int(n)
 
 
 def comparisons(
@@ -549,9 +556,6 @@ def comparisons(
     result = pd.concat(tables, ignore_index=True)
     primary = result["comparison"].isin(["dcs - vanilla", "dcs - kd"])
     if family is not None:
-
-        def train_size(n):
-            return None if n is None or pd.isna(n) else int(n)
 
         wanted = {(item[0], train_size(item[1]), *item[2:]) for item in family}
         # not Series.map: it would turn a full set's None back into NaN, which matches nothing
