@@ -306,6 +306,18 @@ def choose_schedule(records: list[dict], min_epochs: int = 3) -> dict:
     return {"lr": -lr, "epochs": -epoch, "score": score, "table": table.round(2)}
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (its folder made if missing) as a 120-dpi PNG, close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_summary(frame: pd.DataFrame, path: str | Path, column: str = "final", title: str | None = None) -> Path:
     """One panel per task (and training-set size): each method's per-seed scores as dots, their mean as a bar.
 
@@ -336,12 +348,7 @@ def plot_summary(frame: pd.DataFrame, path: str | Path, column: str = "final", t
         ax.set_ylim(max(0, low - 5), min(100, high + 3))
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def when_frame(frame: pd.DataFrame, column: str = "final") -> pd.DataFrame:
@@ -451,12 +458,7 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
         )
         ax.legend(fontsize=7)
     fig.suptitle(f"When does DCS help? Each point: one seed and teacher\n{block}", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path, pd.DataFrame(correlations)
+    return save_figure(fig, path), pd.DataFrame(correlations)
 
 
 def plot_curves(records: list[dict], path: str | Path) -> Path:
@@ -486,12 +488,7 @@ def plot_curves(records: list[dict], path: str | Path) -> Path:
     right.set(xlabel="epoch", ylabel="fraction", title="sample weights", ylim=(0, 1.05))
     left.legend()
     right.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown(table: pd.DataFrame) -> str:
