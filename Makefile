@@ -32,7 +32,7 @@ test: $(VENV)/.installed
 
 # Notebooks: notebooks/NN_name.py (Jupytext) is the source, NN_name.ipynb holds the outputs.
 #   make notebook NB=02   run one top to bottom in a fresh kernel, full mode, in place (see README)
-#   make notebooks        run all six in order (about 70 minutes on a 2-core CPU)
+#   make notebooks        run all six in order (about 15 minutes on a 2-core CPU with bf16 autocast)
 #   make sync             re-pair .py and .ipynb after a hand edit of either (the newer one wins)
 NB ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))

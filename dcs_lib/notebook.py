@@ -66,6 +66,29 @@ COURSE_MODES = {
 COURSE_TASK = {"task": "sst2", "max_length": 64, "data_seed": 0}
 
 
+def course_sizes(mode: str) -> dict:
+    """The settings of ``mode`` (:data:`COURSE_MODES`) that this machine can run.
+
+    The full mode asks for bf16 autocast, which a CPU without AVX512-BF16 or AMX (most laptops)
+    cannot run: there it trains in float32 instead, and says so, since its numbers then form
+    another precision block than the committed outputs. On a GPU without bf16 it takes ``auto``.
+    """
+    import torch
+
+    from .train import cpu_supports_bf16, pick_device
+
+    sizes = dict(COURSE_MODES[mode])
+    if sizes["amp"] == "bf16":
+        device = pick_device()
+        if device.type == "cpu" and not cpu_supports_bf16():
+            print("This CPU has no bf16 support (AVX512-BF16 or AMX): the runs train in float32, slower, and "
+                  "their numbers will differ from the committed outputs, which used bf16 autocast.")
+            sizes["amp"] = "off"
+        elif device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            sizes["amp"] = "auto"
+    return sizes
+
+
 def course_mode() -> str:
     """``"smoke"`` (``DCS_SMOKE=1``), ``"classroom"`` (``DCS_CLASSROOM=1``) or ``"full"``."""
     if os.environ.get("DCS_SMOKE") == "1":
@@ -143,9 +166,8 @@ def glue_dir() -> str | None:
     """The GLUE folder (``glue_data`` layout) a notebook reads, or None: the Hugging Face hub.
 
     ``$DCS_GLUE_DIR`` if set (a relative path is found from the project root too, see
-    :func:`dcs_lib.data.resolve_data_dir`), else ``../shared/data/glue`` beside the project
-    if it exists, else None. Raises :class:`DataNotFound` when ``$DCS_GLUE_DIR`` names no
-    folder, so the notebook stops at its parameters cell with one line.
+    :func:`dcs_lib.data.resolve_data_dir`), else None. Raises :class:`DataNotFound` when
+    ``$DCS_GLUE_DIR`` names no folder, so the notebook stops at its parameters cell with one line.
     """
     given = os.environ.get(GLUE_DIR_ENV)
     if given:
@@ -158,8 +180,7 @@ def glue_dir() -> str | None:
                 f"point it at a glue_data folder (RTE/train.tsv, ...) or unset it to use the Hugging Face hub"
             )
         return _shown(path)
-    beside = (project_root() or Path.cwd().parent).parent / "shared" / "data" / "glue"
-    return _shown(beside) if beside.is_dir() else None
+    return None
 
 
 def quiet_libraries() -> None:
@@ -171,8 +192,11 @@ def quiet_libraries() -> None:
     datasets.disable_progress_bars()
 
 
-def show_environment(data_dir: str | None):
-    """Print the versions, the device the library picks and where the data comes from; return the device."""
+def show_environment(data_dir: str | None, amp: str = "auto"):
+    """Print the versions, the device the library picks, its precision for ``amp`` and where the data comes from.
+
+    Returns the device. The data line names the GLUE tasks found in ``data_dir``, not its path.
+    """
     import platform
 
     import datasets
@@ -187,8 +211,14 @@ def show_environment(data_dir: str | None):
         f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
         f"datasets {datasets.__version__}, dcs_lib {__version__}"
     )
-    print(f"device: {device}, mixed precision: {amp_dtype(device) or 'off (float32)'}, CPU threads: {torch.get_num_threads()}")
-    print("data:", data_dir or "Hugging Face hub")
+    precision = amp_dtype(device, amp)
+    print(f"device: {device}, amp={amp!r}: {'autocast to ' + str(precision) if precision else 'float32'}, "
+          f"CPU threads: {torch.get_num_threads()}")
+    if data_dir:
+        tasks = sorted(d.name for d in Path(data_dir).iterdir() if (d / "dev.tsv").is_file())
+        print(f"data: a glue_data folder (${GLUE_DIR_ENV}) with {', '.join(tasks)}")
+    else:
+        print("data: the Hugging Face hub")
     return device
 
 

@@ -34,12 +34,11 @@
 #
 #
 # **Run time.** Full run: 0.5 min on a 2-core laptop-class CPU; it trains almost nothing, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
-# short training, what CI runs) it takes about a minute. The outputs below come from one full run of this
-# notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and the
-# real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
-# clutter the page, and with torch on one CPU thread (`OMP_NUM_THREADS=1`), because another job kept
-# the second core busy; with another thread count or machine the last digits of the training results
-# can differ. Every number in the text was read off those outputs.
+# short training, what CI runs) it takes about as long. The outputs below come from one full run of
+# this notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and
+# the real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
+# clutter the page; with another thread count or machine the last digits of the training results can
+# differ. Every number in the text was read off those outputs.
 #
 # <!-- constants: 2023 2312.07028 (the paper) -->
 
@@ -60,7 +59,7 @@ if importlib.util.find_spec("dcs_lib") is None:
 # |---|---|---|---|
 # | `00_setup` | environment, data, model, the GLUE tasks | 0.5 min | about the same |
 # | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 5.9 min | a few minutes (not measured here) |
-# | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy, where reweighting helps and hurts; which SST-2 examples get up-weighted | 1.4 min | a few minutes (not measured here) |
+# | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy: whether reweighting helps, and when it hurts; which SST-2 examples get up-weighted | 1.4 min | a few minutes (not measured here) |
 # | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper's and a converged peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 3.0 min | a few minutes (not measured here) |
 # | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours; the study "when does DCS help?" | 1.8 min | about the same (it reads committed results) |
 # | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep, and the study's SST-2 cells; the speed benchmark | 1.2 min | about the same (it reads committed results) |
@@ -112,7 +111,7 @@ LENGTH_SAMPLE = 300 if SMOKE else None  # None: token lengths of every example
 SEED = 42
 
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
-# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+# root), else None, which makes dcs_lib download the task from the Hugging Face hub.
 DATA_DIR = glue_dir()
 
 print(f"SMOKE = {SMOKE}, seed {SEED}")
@@ -121,9 +120,12 @@ print(f"SMOKE = {SMOKE}, seed {SEED}")
 # ## Environment and device
 #
 # The library picks the device once: CUDA if there is a GPU, else Apple's MPS, else the CPU
-# (`dcs_lib.train.pick_device`). On CUDA it trains in mixed precision (bf16 where the GPU supports it,
-# else fp16 with loss scaling); on the CPU it stays in float32. The next cell prints what it found, with
-# the versions; your numbers will differ from the ones below, which is why this cell is not checked.
+# (`dcs_lib.train.pick_device`). By default (`amp="auto"`) it trains in mixed precision on CUDA (bf16
+# where the GPU supports it, else fp16 with loss scaling) and in float32 elsewhere; bf16 autocast on a
+# CPU must be asked for (`amp="bf16"`) and needs AVX512-BF16 or AMX. The full runs of notebooks 01-03
+# ask for it, and fall back to float32, saying so, on a CPU without it. The next cell prints what the
+# library found, with the versions; your numbers will differ from the ones below, which is why this
+# cell is not checked.
 
 # %%
 from dcs_lib.notebook import quiet_libraries

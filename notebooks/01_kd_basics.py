@@ -68,16 +68,17 @@ if importlib.util.find_spec("dcs_lib") is None:
 # %%
 import os
 
-from dcs_lib.notebook import COURSE_MODES, COURSE_TASK, course_dir, course_mode, glue_dir, project_root
+from dcs_lib.notebook import COURSE_TASK, course_dir, course_mode, course_sizes, glue_dir, project_root
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
 MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2 min); "smoke" with DCS_SMOKE=1
-SIZES = COURSE_MODES[MODE]  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
+SIZES = course_sizes(MODE)  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
+# (float32 on a CPU without bf16 support: course_sizes says so)
 SEED = 42
 ALPHA, TEMPERATURE = 0.5, 2.0  # KD: weight of CE on the labels, and T
 
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
-# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+# root), else None, which makes dcs_lib download the task from the Hugging Face hub.
 DATA_DIR = glue_dir()
 
 RUNS = course_dir()  # runs/notebooks: teacher logits (cache/) and finished runs (results/), shared by 01-03
@@ -97,7 +98,7 @@ import torch
 
 from dcs_lib.notebook import show_environment
 
-DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
+DEVICE = show_environment(DATA_DIR, amp=SIZES["amp"])  # versions, device, its precision, the data
 
 # %% [markdown]
 # ## 1. Soft labels and temperature, on a fixed tensor
@@ -143,8 +144,8 @@ plt.show()
 # %% [markdown]
 # ## 2. The KD loss, written out
 #
-# The distillation term is the KL divergence from the teacher's softened distribution to the
-# student's, per example:
+# The distillation term is the KL divergence $\mathrm{KL}(p_\text{teacher} \,\|\, p_\text{student})$ of the
+# softened distributions, with the teacher's as the reference, per example:
 #
 # $$\mathrm{KD}_i = T^2 \sum_c p^T_{\text{teacher},c} \left(\log p^T_{\text{teacher},c} - \log p^T_{\text{student},c}\right)$$
 #
@@ -172,7 +173,8 @@ for T in (1.0, 2.0, 5.0):
 # ## 3. Why $T^2$
 #
 # Softening by $T$ shrinks the gradient of the KL term with respect to the student's logits by about
-# $1/T^2$ (for large $T$ the gradient is roughly $(z_s - z_t)/(K T^2)$, with $K$ the number of classes). Without the factor, raising
+# $1/T^2$ (for large $T$ the gradient is roughly $(z_s - z_t)/(K T^2)$ minus its mean, with $K$ the
+# number of classes). Without the factor, raising
 # $T$ would quietly turn the distillation term down against the cross-entropy term. Multiplying by
 # $T^2$ keeps its size roughly constant, so $T$ changes *what* the student is taught, not *how loudly*.
 # The cell below measures the gradient's norm with and without the factor.
@@ -461,8 +463,8 @@ plt.show()
 # - The training losses are not comparable across the two: KD's includes the KL term.
 #
 # What one seed says: with the same head, batches and dropout, distilling this teacher cost the
-# student a little here. The teacher is the student's own twin stopped after 2 of 3 epochs, so it
-# knows less than the student will: it pulls it back towards an earlier stage of training. Whether
+# student a little here. The teacher is the student's own twin (same seed, same head) trained for 2
+# epochs instead of 3, on its own 2-epoch schedule, so it knows less than the student will: it pulls it back towards an earlier stage of training. Whether
 # 8 examples is more than the seed-to-seed spread, one seed cannot say; notebook 03 adds a converged
 # teacher, and the study of when DCS helps (`data/results/study/PROTOCOL.md`) pairs ten seeds.
 #
@@ -474,7 +476,8 @@ plt.show()
 # ## Summary
 #
 # - Temperature softens a distribution and exposes how a model ranks the wrong classes; the $T^2$
-#   factor keeps the distillation gradient the same size whatever $T$.
+#   factor keeps the distillation gradient roughly the same size as $T$ grows, where the bare KL's
+#   would shrink like $1/T^2$.
 # - KL to the teacher and cross-entropy with soft targets differ by a constant and train alike.
 # - `kd_loss` written here and `dcs_lib.losses.kd_kl` agree; `dcs_loss` adds the CE term and the
 #   per-example weights that DCS needs.
@@ -517,8 +520,13 @@ for teacher_epochs in (4, 64):
         m = toy.train(toy.make_model(toy_cfg, 1000), x, y, toy.ToyConfig(lam=0.0, alpha=a), toy_cfg.epochs, seed=0,
                       teacher=toy_teacher_logits)
         print(f"teacher {teacher_epochs:2d} epochs, alpha = {a}: clean test accuracy {toy.accuracy(m, x_test, y_test):.3f}")
-# With alpha = 0 the student copies the teacher: below the labels alone with the 4-epoch teacher,
-# a little above with the 64-epoch one. In self-distillation the teacher knows no more than the data.
+# With alpha = 0 the student learns, after its plain first epoch, from the teacher's soft labels alone.
+# With the 4-epoch teacher it lands about where that teacher does (0.805; the teacher 0.808), below the labels alone (0.840). With
+# the 64-epoch teacher, which memorised the noisy labels (0.780 on the clean test set, cell above), it
+# ends above both that teacher and the labels alone (0.853). One reading: softened at T = 2, the
+# memorising teacher's logits still mostly follow the smooth boundary, and the student, trained for
+# far fewer epochs, does not reach the memorised details. A teacher's score alone does not say what
+# its soft labels teach.
 
 # %% [markdown]
 # **3. Worked solution.** Write $p_s = \mathrm{softmax}(z_s/T)$, $p_t = \mathrm{softmax}(z_t/T)$. Then

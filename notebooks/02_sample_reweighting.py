@@ -25,8 +25,8 @@
 # - see AdaBoost's reweighting on a toy example;
 # - write the DCS weight update yourself, then switch to `dcs_lib.weighting.update_weights`;
 # - explore how $\lambda$, the step rule and clipping shape the weights over epochs;
-# - run the whole DCS loop on a synthetic problem in seconds, and see where reweighting helps and
-#   where it hurts as the teacher's training grows;
+# - run the whole DCS loop on a synthetic problem in seconds, and see whether reweighting helps, and
+#   when it hurts, as the teacher's training grows;
 # - train a DCS student on SST-2 and look at which examples become discordant, how the weights and
 #   their effective sample size evolve, and the sentences that end up weighted most.
 #
@@ -70,17 +70,18 @@ if importlib.util.find_spec("dcs_lib") is None:
 # %%
 import os
 
-from dcs_lib.notebook import COURSE_MODES, COURSE_TASK, course_dir, course_mode, glue_dir, project_root
+from dcs_lib.notebook import COURSE_TASK, course_dir, course_mode, course_sizes, glue_dir, project_root
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
 MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2 min); "smoke" with DCS_SMOKE=1
-SIZES = COURSE_MODES[MODE]  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
+SIZES = course_sizes(MODE)  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
+# (float32 on a CPU without bf16 support: course_sizes says so)
 SEED = 42
 LAM, STEP = 1.0, "fixed"  # the weight update
 CLIP_MIN, CLIP_MAX = 0.1, 10.0
 
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
-# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+# root), else None, which makes dcs_lib download the task from the Hugging Face hub.
 DATA_DIR = glue_dir()
 
 RUNS = course_dir()  # runs/notebooks: teacher logits (cache/) and finished runs (results/), shared by 01-03
@@ -100,7 +101,7 @@ import torch
 
 from dcs_lib.notebook import show_environment
 
-DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
+DEVICE = show_environment(DATA_DIR, amp=SIZES["amp"])  # versions, device, its precision, the data
 
 # %% [markdown]
 # ## 1. The AdaBoost intuition
@@ -335,8 +336,9 @@ plt.show()
 #
 # 1. **Fixed step, accumulating.** Each discordant epoch multiplies a weight by $e$ before rescaling.
 #    The stubborn examples reach the clip at 10 after five updates; the corrected ones stop rising
-#    once they are learnt and keep most of what they gained; the easy majority sinks well below 1 to
-#    keep the mean at 1. The ESS falls below 0.2: the loss then rests on a fifth of the data.
+#    once they are learnt, then give back part of what they gained as the rescaling makes room for
+#    the stubborn ones; the easy majority sinks well below 1 to keep the mean at 1. The ESS falls
+#    below 0.2: the loss then rests on a fifth of the data.
 # 2. **AdaBoost step.** The step follows the weighted disagreement $\varepsilon$: at first 20%
 #    disagree and the step is $\tfrac12 \ln 4 \approx 0.69$, smaller than the fixed 1. When the
 #    corrected group is learnt, the disagreement sits on a few examples, $\varepsilon$ drops and the
@@ -351,15 +353,15 @@ plt.show()
 # <!-- constants: 0.69 (one half of ln 4) -->
 
 # %% [markdown]
-# ## 4. The whole DCS loop in seconds, and where it helps
+# ## 4. The whole DCS loop in seconds: does the reweighting help?
 #
 # Before real data, the complete cycle on the synthetic problem of notebook 01 (300 points, 20% of
 # the training labels flipped, a clean test set), as self-distillation: the teacher is the same small
 # network trained on the *same* noisy data. `dcs_lib.toy.train` with a teacher runs exactly DCS's
 # loop with the library's pieces: one plain epoch; then after each epoch the disagreement flags, the
 # weight update above, and the weighted loss $\sum_i w_i(\alpha\,\mathrm{CE}_i + (1-\alpha)T^2\mathrm{KL}_i)/\sum_i w_i$.
-# With $\lambda = 0$ the weights stay uniform and the same loop is plain KD, so **DCS − KD is the
-# reweighting's own contribution**.
+# With $\lambda = 0$ the weights stay uniform and the same loop, plain first epoch included, is KD, so
+# here **DCS − KD is the reweighting's own contribution**.
 #
 # `toy.sweep` varies the teacher's training (1 to 64 epochs: from undertrained to a teacher that has
 # memorised the noisy labels) over three seeds and trains a vanilla, a KD and a DCS student each time.

@@ -70,16 +70,17 @@ if importlib.util.find_spec("dcs_lib") is None:
 # %%
 import os
 
-from dcs_lib.notebook import COURSE_MODES, COURSE_TASK, course_dir, course_mode, glue_dir, project_root
+from dcs_lib.notebook import COURSE_TASK, course_dir, course_mode, course_sizes, glue_dir, project_root
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
 MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2 min); "smoke" with DCS_SMOKE=1
-SIZES = COURSE_MODES[MODE]  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
+SIZES = course_sizes(MODE)  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
+# (float32 on a CPU without bf16 support: course_sizes says so)
 SEED = 42
 PEER_SEED = 43  # the converged peer teacher: the vanilla run of this seed, as many epochs as the student
 
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
-# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+# root), else None, which makes dcs_lib download the task from the Hugging Face hub.
 DATA_DIR = glue_dir()
 
 RUNS = course_dir()  # runs/notebooks: teacher logits (cache/) and finished runs (results/), shared by 01-03
@@ -99,7 +100,7 @@ import torch
 
 from dcs_lib.notebook import show_environment
 
-DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, where the data comes from
+DEVICE = show_environment(DATA_DIR, amp=SIZES["amp"])  # versions, device, its precision, the data
 
 # %% [markdown]
 # ## 1. The method in one place
@@ -127,8 +128,10 @@ DEVICE = show_environment(DATA_DIR)  # versions, the device the library picks, w
 # 4. return θ
 # ```
 #
-# With $\lambda = 0$ the weights stay 1 and the loop is plain KD, which is why KD with the same teacher
-# is the control that isolates the reweighting. The cycle, drawn:
+# With $\lambda = 0$ the weights stay 1 and the loop is KD after one plain epoch (`kd` with
+# `plain_epochs=1`). The control below is the library's `kd` method as KD is usually run: it distils
+# from the first step. So DCS − KD with the same teacher measures the reweighting together with DCS's
+# plain first epoch. The cycle, drawn:
 
 # %%
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
@@ -286,8 +289,11 @@ plt.show()
 # With the paper's teacher (79.13, below the vanilla student's 82.00), both students that learn from
 # it end below vanilla: KD by 0.92 points and DCS by 1.15. With the converged peer teacher (83.26,
 # better than the student) both end above vanilla: KD by 0.46 and DCS by 0.23. In both pairs DCS
-# lands just under KD with the same teacher, so on this seed the reweighting adds nothing to what
-# distillation does; what moves the student is which teacher it distils.
+# lands just under KD with the same teacher, so on this seed the reweighting, with DCS's plain first
+# epoch, adds nothing to what distillation does; what moves the student is which teacher it distils.
+# The right panel shows, after each update, the share of training examples on which student and
+# teacher disagreed and the effective sample size of the weights (1 means uniform): the lower it
+# falls, the more of the loss DCS puts on a few examples.
 #
 # One seed cannot say more than that. One dev example is 0.11 points here, and the gaps above are a
 # handful of sentences; seeds of the same method differ by more (notebook 04's study shows the
@@ -320,19 +326,11 @@ else:
 # the plain first epoch, `dcs_loss` the weighted loss, and the block after the batches the
 # disagreement, the update and the rescaling. The library's `fit` does the same in the same order;
 # only the objective (`dcs_lib.methods.Weighted`) knows about teachers and weights.
-#
+
+# %% [markdown]
 # ## 6. Inside the library's loop
 #
-# `fit` adds what a real run needs. Per epoch it draws batches of similar length and pads each only
-# to its longest example; runs the forward pass under autocast when mixed precision is on; asks the
-# *objective* for the loss (the only place the methods differ); steps AdamW with gradient clipping and
-# the schedule; lets the objective update its state (DCS updates its weights here), then evaluates
-# on dev.
-#
-# %% [markdown]
-# ## 5. Inside the training loop
-#
-# Everything above went through one function, `dcs_lib.train.fit`, about 80 lines. Per epoch it
+# `fit` adds what a real run needs. Per epoch it
 #
 # 1. draws batches of similar length and pads each only to its longest example;
 # 2. runs the forward pass, under autocast when mixed precision is on;
@@ -345,8 +343,10 @@ else:
 # ### Device and mixed precision
 #
 # `pick_device` chooses CUDA, then Apple's MPS, then the CPU, unless `RunConfig(device=...)` says
-# otherwise. `amp_dtype` decides the autocast type: bf16 on GPUs that support it, fp16 (with a
-# `GradScaler`, which keeps small gradients from underflowing) on older ones, none on the CPU or MPS.
+# otherwise. `amp_dtype` decides the autocast type. By default (`amp="auto"`): bf16 on GPUs that
+# support it, fp16 (with a `GradScaler`, which keeps small gradients from underflowing) on older ones,
+# none on the CPU or MPS; bf16 on a CPU with AVX512-BF16 or AMX when asked for by name, as this
+# course's full runs do (`SIZES["amp"]`).
 # The losses cast logits to float32 before the softmax either way, because the small probabilities
 # that distillation is about do not survive half precision.
 
@@ -354,7 +354,7 @@ else:
 # NBVAL_IGNORE_OUTPUT
 from dcs_lib.train import amp_dtype, pick_device
 
-print("this machine:", DEVICE, "->", amp_dtype(DEVICE))
+print(f"this machine: {DEVICE}, amp={SIZES['amp']!r} ->", amp_dtype(DEVICE, SIZES["amp"]), "(None: float32)")
 print("a CUDA GPU, amp='auto' -> bf16 where supported, else fp16; amp='off' ->", amp_dtype(torch.device("cuda"), "off"))
 
 # %% [markdown]
@@ -395,9 +395,10 @@ cost["no padding at all"] = int(lengths.sum())
 pd.DataFrame({"tokens per epoch": cost, "vs no padding": {k: round(v / lengths.sum(), 2) for k, v in cost.items()}})
 
 # %% [markdown]
-# SST-2's sentences are short and their lengths vary a lot, so dynamic padding already saves most of
-# the fixed padding's cost, and grouping by length brings it close to the real number of tokens: on a
-# CPU, where time grows with the number of tokens, that is most of the saving.
+# SST-2's sentences are short and their lengths vary a lot. Padding each random batch only to its
+# longest sentence saves about a third of the fixed padding's tokens; grouping batches by length saves
+# most of the rest and brings the count close to the real number of tokens. On a CPU, where time grows
+# with the number of tokens, that is where the speed comes from.
 
 # %% [markdown]
 # ### Cached teacher logits
@@ -469,7 +470,8 @@ del my_model
 #
 # - DCS in one box: a teacher fine-tuned once, a student whose first epoch is plain CE, then every
 #   epoch a weighted $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}$ loss with weights raised where
-#   student and teacher disagree. With $\lambda = 0$ it is KD, the control for the reweighting.
+#   student and teacher disagree. With $\lambda = 0$ it is KD after one plain epoch; KD as run here
+#   distils from the first step, so DCS − KD measures the reweighting and that plain epoch together.
 # - On SST-2 (2,000 sentences, seed 42, 3 epochs) the five runs are side by side above; one seed
 #   ranks them but cannot say whether a gap is larger than the seed-to-seed spread. The study
 #   (`data/results/study/PROTOCOL.md`, its table in notebook 04) answers that with ten paired seeds.
@@ -484,13 +486,14 @@ del my_model
 #
 # 1. How large is the seed-to-seed spread on SST-2? Read the study's records
 #    (`data/results/study/runs-*.jsonl`) and compare the spread of vanilla's last-epoch score over
-#    seeds with the gaps in the table above.
+#    seeds with the gaps in the table above (the study's SST-2 cell trains on 4,000 sentences, twice
+#    this notebook's subset, so take its spread as a guide).
 # 2. Run DCS with `step="adaboost"` and with `disagreement_source="train"` (no extra pass over the
 #    training set), on a 500-example subset to keep it quick. How do the weight statistics change?
 # 3. Write an objective that is KD with a temperature that falls from 4 to 1 over the epochs, and
 #    train it on the tiny task above.
 #
-# <!-- constants: 500 4 1 -->
+# <!-- constants: 500 4 1 4,000 (the study's SST-2 cell) -->
 
 # %% [markdown]
 # ## Solutions
@@ -524,8 +527,9 @@ for change in ({}, {"step": "adaboost"}, {"disagreement_source": "train"}):
                                     {k: round(v, 3) for k, v in e["weights"].items() if k in ("discordant", "ess", "max")})
                                    for e in r["epochs"]])
 # AdaBoost's step 0.5 ln((1 - eps) / eps) is below the fixed step of 1 whenever more than 12% of the
-# (weighted) examples disagree; "train" flags disagreement from the
-# logits seen during the epoch, with dropout on and the weights still moving, so it flags more.
+# (weighted) examples disagree; "train" flags disagreement from the logits seen during the epoch,
+# with dropout on and the weights still moving, so it can flag other examples, and another share of
+# them, than the eval-mode pass (compare the `discordant` values update by update).
 
 # %%
 # 3. KD with a falling temperature: a new objective, the same loop.

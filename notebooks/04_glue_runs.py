@@ -94,7 +94,7 @@ DEMO_N_TRAIN = 32 if SMOKE else 128  # training examples in the demonstration gr
 DEMO_EPOCHS = 2
 
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
-# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+# root), else None, which makes dcs_lib download the task from the Hugging Face hub.
 DATA_DIR = glue_dir()
 
 DEMO_DIR = Path("..") / "runs" / "notebooks" / ("04-smoke" if SMOKE else "04")
@@ -511,11 +511,15 @@ assert sorted(excluding) == [("dcs - vanilla", "mrpc", "best", "CPU float32, tor
 # - 10 paired seeds per cell; the primary score is the last epoch's;
 # - "DCS helps" in a cell for a teacher: the 95% t-interval of DCS − vanilla lies above 0 and its
 #   permutation p-value is below 0.05 after Holm's correction over the primary comparisons;
-#   "the reweighting helps": the same for DCS − KD with the same teacher;
+#   "the reweighting helps": the same for DCS − KD with the same teacher (KD distils from the first
+#   step, DCS trains its first epoch on the labels alone, so DCS − KD holds that plain epoch too:
+#   addendum A2);
 # - addendum A1, dated and written after the first runs, before any run it adds: a fourth teacher
 #   of another architecture, all-mpnet-base-v2 (MPNet, 109.5M parameters, five times the student's
 #   size), trained once and teaching every seed of the SST-2 4,000 cell; a secondary comparison,
-#   outside the Holm family.
+#   outside the Holm family;
+# - addendum A2, dated, written after the SST-2 4,000 cell and adding no run: how DCS − KD is read
+#   (above).
 #
 # The runs are under way in the background and the records grow as they finish, so **nothing is
 # concluded here until every required cell has its 10 seeds for every method and teacher**. The cells
@@ -713,8 +717,9 @@ display(summary(runs_frame(demo)).drop(columns="block"))
 #   none of the three teachers is DCS detectably better or worse than vanilla by the protocol's
 #   rule, nor than KD with the same teacher. The paper's 2-epoch teacher comes closest (DCS −
 #   vanilla +0.53 points [+0.02, +1.04], Holm p = 0.328); KD with that teacher lands as far from
-#   vanilla (descriptive, section 4's table), and DCS − KD contains 0: nothing the reweighting adds
-#   to distillation is detected, and an effect below its MDE cannot be ruled out. MRPC is running;
+#   vanilla (descriptive, section 4's table), and DCS − KD contains 0: nothing the reweighting (with
+#   DCS's plain first epoch) adds to distillation is detected, and an effect below its MDE cannot be
+#   ruled out. MRPC is running;
 #   the study concludes nothing until it is complete.
 #
 # <!-- constants: 2.11 2.13 (torch versions) 2.34 2.56 (the paper) 0.0625 (2 / 2^5) 10 (the protocol) -->

@@ -86,7 +86,7 @@ SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: the demonstration grid on fewe
 DEMO_N_TRAIN = 32 if SMOKE else 128
 
 # GLUE files in the glue_data layout: $DCS_GLUE_DIR (a relative path also counts from the project
-# root), else a copy beside the project, else None, which makes dcs_lib download the task from the hub.
+# root), else None, which makes dcs_lib download the task from the Hugging Face hub.
 DATA_DIR = glue_dir()
 
 DEMO_DIR = Path("..") / "runs" / "notebooks" / ("05-smoke" if SMOKE else "05")

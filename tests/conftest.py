@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def glue_dir() -> Path | None:
     from dcs_lib.data import resolve_data_dir
 
-    candidate = resolve_data_dir(os.environ.get("DCS_GLUE_DIR") or ROOT.parent / "shared" / "data" / "glue")
+    given = os.environ.get("DCS_GLUE_DIR")
+    if not given:
+        return None
+    candidate = resolve_data_dir(given)
     return candidate if (candidate / "RTE" / "train.tsv").is_file() else None
 
 

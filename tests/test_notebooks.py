@@ -204,3 +204,19 @@ def test_notebook_data_dir_from_a_relative_path_and_a_missing_one(glue, monkeypa
         glue_dir()
     (line,) = err.value._render_traceback_()  # what Jupyter shows instead of a traceback
     assert line.startswith("DataNotFound: DCS_GLUE_DIR=no/such/glue is not a folder")
+
+
+def test_full_mode_trains_in_float32_on_a_cpu_without_bf16(monkeypatch, capsys):
+    """The full mode asks for bf16 autocast; a CPU without AVX512-BF16 or AMX gets float32, and is told so."""
+    import torch
+
+    from dcs_lib import train
+    from dcs_lib.notebook import COURSE_MODES, course_sizes
+
+    monkeypatch.setattr(train, "pick_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
+    assert course_sizes("full") == {**COURSE_MODES["full"], "amp": "off"}
+    assert "no bf16 support" in capsys.readouterr().out
+    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: True)
+    assert course_sizes("full") == COURSE_MODES["full"] and COURSE_MODES["full"]["amp"] == "bf16"
+    assert course_sizes("smoke") == COURSE_MODES["smoke"]
