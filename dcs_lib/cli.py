@@ -38,8 +38,8 @@ HELP = {
     "grad_accum": "accumulate gradients over this many batches per optimiser step",
     "max_grad_norm": "clip the gradient norm to this (0: no clipping)",
     "group_by_length": "batch examples of similar length together (less padding)",
-    "amp": f"mixed precision: {', '.join(AMP_MODES)} (auto: bf16/fp16 on CUDA, off elsewhere; "
-    "bf16 also on CPUs with AVX512-BF16 or AMX)",
+    "amp": f"mixed precision: {', '.join(AMP_MODES)} (auto: bf16 (or fp16) on CUDA, off elsewhere; "
+    "bf16 may be asked for on CPUs with AVX512-BF16 or AMX)",
     "compile": "torch.compile the model",
     "fused_adamw": "step AdamW with one fused kernel, as the Trainer does: faster, but it rounds differently "
     "from the default, so runs with and without it differ in the last digits",
@@ -54,8 +54,11 @@ HELP = {
     "training example's logits come from a model that never saw it (default: 1, one teacher on all)",
     "alpha": "weight of CE on the labels; 1 - alpha goes to KL to the teacher (kd, dcs)",
     "temperature": "softmax temperature T of the KD term (scaled by T^2)",
-    "lam": "lambda, the size of the weight update (0: uniform weights, DCS = KD)",
-    "step": "weight-update step: fixed (lambda) or adaboost (lambda * 0.5 ln((1-eps)/eps))",
+    "lam": "lambda, the size of the weight update (0: uniform weights, and DCS equals kd with the same "
+    "--plain-epochs: with the defaults kd --plain-epochs 1, not plain kd)",
+    "step": "weight-update step: fixed (lambda) or adaboost (AdaBoost's step lambda * 0.5 ln((1-eps)/eps), "
+    "applied one-sided: at lambda 1 a discordant example's weight rises by sqrt((1-eps)/eps) relative to "
+    "a concordant one's, where AdaBoost's ratio is (1-eps)/eps)",
     "accumulate": "weights build up across epochs (--no-accumulate: restart from 1 each epoch)",
     "clip_min": "lowest sample weight after rescaling to mean 1",
     "clip_max": "highest sample weight after rescaling to mean 1",

@@ -50,10 +50,23 @@ def world() -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def _collective_device(tensor: torch.Tensor) -> torch.device:
+    """Where ``tensor`` must be for a collective: NCCL reduces CUDA tensors only (the current device)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return tensor.device
+
+
 def sum_(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` over all ranks, in place; a no-op in a single process."""
     if dist.is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        device = _collective_device(tensor)
+        if device == tensor.device:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        else:  # e.g. a CPU tensor under NCCL: reduce a copy on the GPU, copy the sum back
+            on_device = tensor.to(device)
+            dist.all_reduce(on_device, op=dist.ReduceOp.SUM)
+            tensor.copy_(on_device)
     return tensor
 
 
@@ -67,6 +80,7 @@ def check_identical(tensor: torch.Tensor, what: str) -> None:
     if not dist.is_initialized():
         return
     checksum = tensor.double().sum().reshape(1) + tensor.double().pow(2).sum().reshape(1)
+    checksum = checksum.to(_collective_device(checksum))  # the weights live on the CPU, NCCL wants CUDA
     low, high = checksum.clone(), checksum.clone()
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     dist.all_reduce(high, op=dist.ReduceOp.MAX)

@@ -115,7 +115,12 @@ def load_results(path: str | Path | list) -> list[dict]:
 
 
 def read_grid(path: str | Path) -> list[RunConfig]:
-    """Expand a grid file into run configurations, in the order they will run."""
+    """Expand a grid file into run configurations, in the order they will run.
+
+    Every setting is checked against its RunConfig field (a TOML int is fine for a float),
+    and every run is validated; a bad one fails with a DCSError naming the file, the table
+    (``[base]`` or ``[[grid]] N``) and the setting.
+    """
     path = Path(path)
     if not path.is_file():
         raise DCSError(f"grid file {path} does not exist")
@@ -127,7 +132,7 @@ def read_grid(path: str | Path) -> list[RunConfig]:
     base = spec.get("base", {})
     grids = spec.get("grid", [{}])
     grids = [grids] if isinstance(grids, dict) else grids
-    known = {f.name for f in dataclasses.fields(RunConfig)}
+    _check_settings(path, "[base]", base.items())
     configs = []
     for number, grid in enumerate(grids, start=1):
         axes = [v if isinstance(v, list) else [v] for v in grid.values()]
@@ -136,17 +141,70 @@ def read_grid(path: str | Path) -> list[RunConfig]:
             values if values and all(isinstance(v, dict) for v in values) else [{key: v} for v in values]
             for key, values in zip(grid, axes)
         ]
-        for key in [*base, *(k for axis in axes for table in axis for k in table)]:
-            if key not in known:
-                raise DCSError(f"grid file {path}: unknown setting {key!r} (grid {number}); known: {sorted(known)}")
+        items = [item for axis in axes for table in axis for item in table.items()]
+        _check_settings(path, f"[[grid]] {number}", items)
         for tables in itertools.product(*axes):
-            settings = dict(base)
-            for table in tables:
-                settings.update(table)
+            varied = {key: value for table in tables for key, value in table.items()}
+            settings = {**base, **varied}
             cfg = RunConfig(**settings)
-            cfg.validate()
+            try:
+                cfg.validate()
+            except DCSError as err:
+                key = _culprit(settings)
+                table = f"[[grid]] {number}" if key is None or key in varied else "[base]"
+                what = f"the run with {_describe(varied)}" if key is None else f"{key} = {settings[key]!r}"
+                raise DCSError(f"grid file {path}: {what} ({table}): {err}") from None
             configs.append(cfg)
     return configs
+
+
+def _check_settings(path: Path, where: str, items) -> None:
+    """Fail on an unknown setting, or a value of the wrong type for its RunConfig field."""
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+    for key, value in items:
+        if key not in kinds:
+            raise DCSError(f"grid file {path}: unknown setting {key!r} ({where}); known: {sorted(kinds)}")
+        problem = _type_problem(value, kinds[key])
+        if problem:
+            raise DCSError(f"grid file {path}: {key} = {value!r} ({where}): {problem}")
+
+
+def _type_problem(value, kind: str) -> str | None:
+    """Why ``value`` cannot be a setting of type ``kind`` ("float", "int | None", ...), or None if it can."""
+    optional, base = kind.endswith(" | None"), kind.removesuffix(" | None")
+    if value is None:
+        return None if optional else f"must be of type {base}, got null"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    fits = {
+        "bool": isinstance(value, bool),
+        "int": number and isinstance(value, int),
+        "float": number,  # a TOML int is a fine float
+        "str": isinstance(value, str),
+    }
+    if fits[base]:
+        return None
+    hint = " (write it without quotes)" if base in ("int", "float") and isinstance(value, str) else ""
+    return f"must be of type {base}, got {type(value).__name__}{hint}"
+
+
+def _culprit(settings: dict) -> str | None:
+    """The first setting that, put back to its default, makes the run valid; None if no single one does."""
+    defaults = dataclasses.asdict(RunConfig())
+    for key in settings:
+        if settings[key] == defaults[key]:
+            continue
+        try:
+            with warnings.catch_warnings():  # a trial run's warnings are not the user's
+                warnings.simplefilter("ignore")
+                RunConfig(**{**settings, key: defaults[key]}).validate()
+        except DCSError:
+            continue
+        return key
+    return None
+
+
+def _describe(settings: dict) -> str:
+    return ", ".join(f"{key} = {value!r}" for key, value in settings.items()) or "[base] settings only"
 
 
 def pending(

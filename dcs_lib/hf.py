@@ -8,7 +8,8 @@ column. It then does what :mod:`dcs_lib.methods` does for ``dcs``:
 - every other batch's loss is :func:`dcs_lib.losses.dcs_loss`, the examples weighted by their
   current sample weight;
 - at the end of every epoch but the last, the student predicts the whole training set (an
-  eval-mode pass through :meth:`Trainer.predict`), and the weights are updated from where it
+  eval-mode pass through :meth:`Trainer.predict`, each prediction placed by its row id, whatever
+  order the eval sampler visits the examples in), and the weights are updated from where it
   disagrees with the teacher by :func:`dcs_lib.weighting.update_weights`.
 
 Several GPUs: under ``accelerate launch`` or ``torchrun`` the ``Trainer`` shards batches and
@@ -73,6 +74,7 @@ class DCSTrainer(Trainer):
         self.weight_history: list[dict] = []
         self.epoch = 1  # 1-based, as in dcs_lib; set at every epoch's start
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rows_as_labels = False  # True during student_logits's prediction pass
         # compute_loss returns a per-batch mean: the Trainer divides it by the accumulation steps
         self.loss_is_scaled_for_ga = False
         self.model_accepts_loss_kwargs = False
@@ -130,13 +132,46 @@ class DCSTrainer(Trainer):
     # ------------------------------------------------------------ the weight update
 
     def student_logits(self) -> torch.Tensor:
-        """Eval-mode student outputs on the training set, (n, classes), row r for ``row == r``."""
-        output = self.predict(self.train_dataset, metric_key_prefix="dcs_train")
+        """Eval-mode student outputs on the training set, (n, classes), row r for ``row == r``.
+
+        :meth:`Trainer.predict` may visit the examples in any order (``group_by_length`` makes the eval
+        sampler length-grouped and shuffled), so every prediction comes back with its row id (in the
+        place of the labels) and is put in its row by that id; ``dataloader_drop_last`` is off for
+        this pass, and a missing row raises.
+        """
+        saved = (self.compute_metrics, self.preprocess_logits_for_metrics, self.args.dataloader_drop_last)
+        # the metric hooks would receive row ids as labels, and drop_last would lose the last rows
+        self.compute_metrics, self.preprocess_logits_for_metrics, self.args.dataloader_drop_last = None, None, False
+        self._rows_as_labels = True
+        try:
+            output = self.predict(self.train_dataset, metric_key_prefix="dcs_train")
+        finally:
+            self.compute_metrics, self.preprocess_logits_for_metrics, self.args.dataloader_drop_last = saved
+            self._rows_as_labels = False
         predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-        predictions = torch.as_tensor(np.asarray(predictions)).float().reshape(len(self.train_dataset), -1)
+        n = len(self.teacher_logits)
+        if predictions is None or output.label_ids is None:
+            raise DCSError("the prediction pass over the training set returned no predictions or no row ids")
+        rows = torch.as_tensor(np.asarray(output.label_ids)).long().reshape(-1)
+        predictions = torch.as_tensor(np.asarray(predictions)).float().reshape(len(rows), -1)
+        seen = torch.zeros(n, dtype=torch.bool)
+        seen[rows[(rows >= 0) & (rows < n)]] = True
+        if len(rows) != n or not seen.all():
+            missing = (~seen).nonzero().flatten().tolist()
+            raise DCSError(
+                f"the prediction pass over the training set returned {len(rows)} predictions for {n} rows; "
+                f"no prediction for {self.row_column!r} {missing[:10]}{' ...' if len(missing) > 10 else ''}"
+            )
         by_row = torch.zeros_like(predictions)
-        by_row[torch.as_tensor(np.asarray(self.train_dataset[self.row_column]))] = predictions
+        by_row[rows] = predictions
         return by_row
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Trainer.prediction_step; in :meth:`student_logits`'s pass the row ids take the labels' place."""
+        loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        if self._rows_as_labels:
+            labels = self._prepare_input(inputs[self.row_column])  # on the device, to be gathered like the logits
+        return loss, logits, labels
 
     def update_weights(self) -> dict:
         """One DCS update from the student's current predictions; returns its statistics."""

@@ -36,7 +36,13 @@ def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperatur
 
 
 def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """sum_i w_i * loss_i / sum_i w_i; the plain mean when ``weights`` is None."""
+    """sum_i w_i * loss_i / sum_i w_i; the plain mean when ``weights`` is None.
+
+    Normalised by the batch's own weight sum, so the weights only rebalance examples
+    within a batch: a batch whose weights are all 10 gives the same loss as one whose
+    weights are all 0.1 (this package's reading). A batch of heavy examples does not
+    take a bigger step than a batch of light ones.
+    """
     if weights is None:
         return per_sample.mean()
     weights = weights.to(per_sample.dtype)
@@ -71,7 +77,9 @@ def dcs_loss(
         sum_i w_i * (alpha * CE_i + (1 - alpha) * T^2 * KL_i) / sum_i w_i
 
     With uniform weights this is the usual KD loss; with ``alpha = 1`` and uniform
-    weights it is plain cross-entropy.
+    weights it is plain cross-entropy. The weights are normalised within the batch
+    (:func:`weighted_mean`), so they only rebalance a batch's examples against each
+    other: scaling all of a batch's weights (all 10, or all 0.1) leaves its loss unchanged.
     """
     per_sample = alpha * supervised(student_logits, labels, regression)
     if alpha < 1:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,12 @@ class RunConfig:
     plain_epochs: int | None = None  # plain-CE epochs before weighting (None: 1 for dcs and reweight, 0 for kd)
 
     def validate(self) -> Task:
-        """Check every value; return the task. Raises DCSError naming the bad value."""
+        """Check every value; return the task. Raises DCSError naming the bad value.
+
+        A dcs or reweight run too short to ever train on updated weights is an error when
+        ``plain_epochs`` is set, and a warning with the default plain epoch (``--epochs 1``
+        is a quick check).
+        """
         task = get_task(self.task)
         checks = [
             (self.method in METHODS, f"unknown method {self.method!r}; choose one of {METHODS}"),
@@ -113,11 +119,33 @@ class RunConfig:
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.grad_accum >= 1, f"gradient accumulation must be >= 1, got {self.grad_accum}"),
+            (0 <= self.warmup_ratio <= 1, f"warm-up ratio must be in [0, 1], got {self.warmup_ratio}"),
+            (self.delta > 0, f"delta (regression disagreement threshold) must be > 0, got {self.delta}"),
+            (self.plain >= 0, f"plain epochs must be >= 0, got {self.plain_epochs}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise DCSError(message)
+        if self.method in ("reweight", "dcs") and max(self.plain, 1) >= self.epochs:
+            message = (
+                f"{self.method} with {self.plain} plain epoch(s) first trains on updated weights in epoch "
+                f"{max(self.plain, 1) + 1}, but epochs is {self.epochs}: it would never reweight"
+            )
+            if self.plain_epochs is not None:  # asked for: an error
+                raise DCSError(f"{message}; raise --epochs or lower --plain-epochs")
+            warnings.warn(f"{message}; use --epochs {max(self.plain, 1) + 1} or more", stacklevel=2)
         return task
+
+    @property
+    def plain(self) -> int:
+        """Epochs of plain CE first: ``plain_epochs``, or by default 1 for dcs and reweight, 0 for kd.
+
+        Weights are updated at the end of every epoch from epoch max(plain, 1) on but the last,
+        so dcs and reweight train on updated weights from epoch max(plain, 1) + 1 on.
+        """
+        if self.plain_epochs is not None:
+            return self.plain_epochs
+        return 0 if self.method == "kd" else 1
 
     @property
     def uses_teacher(self) -> bool:
@@ -137,7 +165,9 @@ class Weighted:
 
     ``teacher_logits`` (n, classes) on the training set, or None for ``reweight``
     (then the disagreement is with the gold labels, and the loss is weighted CE).
-    ``lam = 0`` keeps the weights uniform: DCS becomes KD.
+    ``lam = 0`` keeps the weights uniform: DCS then equals KD after its plain epochs, i.e.
+    ``kd`` with the same ``plain_epochs`` (with the defaults, ``kd --plain-epochs 1``, not plain
+    ``kd``, whose default is 0).
     """
 
     def __init__(
@@ -152,8 +182,7 @@ class Weighted:
         self.labels = labels
         self.teacher = teacher_logits.to(device) if teacher_logits is not None else None
         self.weights = torch.ones(len(labels), device=device)
-        default_plain = 0 if cfg.method == "kd" else 1
-        self.plain_epochs = default_plain if cfg.plain_epochs is None else cfg.plain_epochs
+        self.plain_epochs = cfg.plain
         self.reweighting = cfg.method in ("reweight", "dcs")
         self.needs_train_logits = self.reweighting and cfg.disagreement_source == "train"
 

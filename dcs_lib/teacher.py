@@ -66,13 +66,13 @@ def teacher_model(cfg) -> str:
 
 
 def teacher_config(cfg):
-    """The run configuration that trains the teacher of ``cfg``: its seed, model and epochs."""
+    """The vanilla run that trains the teacher of ``cfg``: its seed, model and epochs (``teacher_epochs``, maybe 0)."""
     return dataclasses.replace(
         cfg,
         method="vanilla",
         seed=teacher_seed(cfg),
         model=teacher_model(cfg),
-        epochs=max(cfg.teacher_epochs, 1),
+        epochs=cfg.teacher_epochs,
         data_seed=cfg.seed if cfg.data_seed is None else cfg.data_seed,  # the student's training subset
     )
 
@@ -145,8 +145,8 @@ def _train_one(tcfg, task: Task, train_set, eval_sets, pad_token_id: int, progre
     seed_everything(tcfg.seed)
     model = load_model(tcfg.model, task)
     history = []
-    if tcfg.teacher_epochs > 0:
-        train_cfg = tcfg.train_config(epochs=tcfg.teacher_epochs, progress=progress)
+    if tcfg.epochs > 0:
+        train_cfg = tcfg.train_config(progress=progress)
         history = fit(model, train_set, eval_sets, task, Supervised(task), train_cfg, pad_token_id, desc=desc)
     return model, history
 

@@ -265,6 +265,16 @@ def _optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, foreach=True)
 
 
+def group_size(step: int, batches: int, accum: int) -> int:
+    """How many batches the optimiser step of batch ``step`` (1-based) of ``batches`` sums over.
+
+    ``accum``, except for the epoch's last step when ``batches`` is not a multiple of it: that
+    step gets the batches left over. Each loss is divided by this, so every step's gradient
+    is the mean over its own batches (a short last step is not scaled down).
+    """
+    return min(accum, batches - (step - 1) // accum * accum)
+
+
 def _linear_schedule(optimizer, warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -373,7 +383,7 @@ def fit(
                 unchecked.clear()
             if train_logits is not None:
                 train_logits.add(batch["rows"], logits)
-            scaler.scale(loss / cfg.grad_accum).backward()
+            scaler.scale(loss / group_size(step, len(loader), cfg.grad_accum)).backward()
             if step % cfg.grad_accum == 0 or step == len(loader):
                 if cfg.max_grad_norm:
                     scaler.unscale_(optimizer)

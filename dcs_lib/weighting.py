@@ -6,9 +6,15 @@ for the reweighting baseline), and its weight grows where ``d_i = 1``:
 
     w_i <- w_i * exp(step * d_i)
 
-as in AdaBoost. ``step`` is either a fixed ``lam`` or AdaBoost's
+``step`` is either a fixed ``lam`` or (``"adaboost"``) AdaBoost's step size
 ``lam * 0.5 * ln((1 - eps) / eps)``, eps being the weighted disagreement rate. The
 weights are then rescaled to mean 1 and kept within ``[clip_min, clip_max]``.
+
+The update is one-sided, unlike AdaBoost's: only discordant weights are raised, and
+concordant ones are not lowered. So with ``"adaboost"`` and ``lam = 1`` a discordant
+example's weight rises by sqrt((1 - eps) / eps) relative to a concordant one's (before
+clipping), where AdaBoost, which also lowers the right ones by exp(-step), gives
+(1 - eps) / eps.
 
 The paper describes the idea (raise the weight where student and teacher disagree,
 AdaBoost-style); the exact formula, the step rules, the accumulation and the
@@ -44,7 +50,10 @@ def step_size(weights: torch.Tensor, disagree: torch.Tensor, lam: float = 1.0, s
 
     ``"fixed"``: ``lam``. ``"adaboost"``: ``lam * 0.5 * ln((1 - eps) / eps)`` with eps the
     weighted disagreement rate, clamped to [1e-6, 0.5]: at eps >= 0.5 the step is 0, so
-    a discordant example never loses weight.
+    a discordant example never loses weight. That is AdaBoost's step size, but
+    :func:`update_weights` applies it one-sided (discordant weights only), so a discordant
+    example gains a factor exp(step) = ((1 - eps) / eps) ** (lam / 2) over a concordant
+    one: at ``lam = 1`` the square root of AdaBoost's ratio (1 - eps) / eps.
     """
     if step == "fixed":
         return float(lam)
@@ -90,6 +99,8 @@ def update_weights(
 ) -> torch.Tensor:
     """One DCS weight update -> new weights (n,), positive, mean 1.
 
+    ``w_i * exp(step * d_i)``, then :func:`rescale`: one-sided, only discordant examples
+    are raised (by exp(step) relative to the others, before clipping; see :func:`step_size`).
     weights: (n,) current weights; disagree: (n,) 0/1 flags. With ``accumulate=False``
     the update starts again from uniform weights, so only this epoch's disagreement
     counts.

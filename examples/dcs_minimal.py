@@ -44,7 +44,7 @@ class Config:
     max_grad_norm: float = 1.0
     alpha: float = 0.5  # weight of CE on the labels; 1 - alpha goes to the teacher
     temperature: float = 2.0
-    lam: float = 1.0  # step of the weight update; 0 turns DCS into plain KD
+    lam: float = 1.0  # step of the weight update; 0: KD after the plain epochs (kd --plain-epochs 1), not plain KD
     clip_min: float = 0.1
     clip_max: float = 10.0
     device: str = ""  # "": cuda -> mps -> cpu

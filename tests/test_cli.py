@@ -123,6 +123,8 @@ def test_missing_data_dir(tmp_path):
         ("--lam", "-1", "lambda must be >= 0"),
         ("--alpha", "1.2", "alpha must be in [0, 1]"),
         ("--temperature", "0", "temperature T must be > 0"),
+        ("--warmup-ratio", "2", "warm-up ratio must be in [0, 1]"),
+        ("--plain-epochs", "3", "dcs with 3 plain epoch(s) first trains on updated weights in epoch 4"),
     ],
 )
 def test_bad_hyper_parameters(option, value, message):

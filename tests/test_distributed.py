@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from dcs_lib import distributed, get_task
@@ -22,6 +23,49 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class OnCuda(torch.Tensor):
+    """A CPU tensor standing for one moved to the GPU, so that no GPU is needed; its clones stay marked."""
+
+
+@pytest.mark.parametrize("backend", ["gloo", "nccl"])
+def test_collectives_put_tensors_where_the_backend_needs_them(monkeypatch, backend):
+    """NCCL reduces CUDA tensors only, and the DCS weights live on the CPU: under NCCL, sum_ and
+    check_identical hand all_reduce a copy on the current GPU (sum_ copies the sum back); under gloo
+    the CPU tensor itself."""
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: backend)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    targets = []
+    real_to = torch.Tensor.to
+
+    def to(self, *args, **kwargs):
+        target = kwargs.get("device", args[0] if args else None)
+        if isinstance(target, (str, torch.device)) and torch.device(target).type == "cuda":
+            targets.append(torch.device(target))
+            return self.clone().as_subclass(OnCuda)
+        return real_to(self, *args, **kwargs)
+
+    received = []
+
+    def all_reduce(tensor, op=dist.ReduceOp.SUM, group=None, async_op=False):
+        received.append("cuda" if isinstance(tensor, OnCuda) else tensor.device.type)
+        if backend == "nccl" and not isinstance(tensor, OnCuda):
+            raise RuntimeError("No backend type associated with device type cpu")  # what NCCL says
+        if op == dist.ReduceOp.SUM:
+            tensor.mul_(2)  # two ranks holding the same values
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+
+    values = torch.tensor([1.0, 2.0])
+    assert distributed.sum_(values) is values and values.tolist() == [2.0, 4.0]  # in place, on the CPU
+    assert type(values) is torch.Tensor and values.device.type == "cpu"
+    distributed.check_identical(torch.ones(3), "DCS sample weights")
+    want = "cuda" if backend == "nccl" else "cpu"
+    assert received == [want] * 3  # one sum, then the lowest and highest checksum
+    assert targets == ([torch.device("cuda", 1)] * 2 if backend == "nccl" else [])  # the current device
 
 
 def train_on_rank(rank: int, world_size: int, port: int, cfg: RunConfig, out: str) -> None:

@@ -56,6 +56,39 @@ def test_grid_file_expands_in_order_and_checks_keys(tmp_path):
         read_grid(grid)
 
 
+@pytest.mark.parametrize(
+    "text, where, message",
+    [
+        ('[[grid]]\nmethod = ["kd", "dcs"]\nlr = "5e-5"\n', "lr = '5e-5' ([[grid]] 1)", "must be of type float"),
+        ('[base]\nepochs = 2.5\n', "epochs = 2.5 ([base])", "must be of type int, got float"),
+        ('[[grid]]\nseed = 1\n\n[[grid]]\ncompile = [1]\n', "compile = 1 ([[grid]] 2)", "must be of type bool"),
+        ('[[grid]]\nn_train = [100, "all"]\n', "n_train = 'all' ([[grid]] 1)", "must be of type int, got str"),
+    ],
+)
+def test_a_grid_setting_of_the_wrong_type_names_file_table_and_key(tmp_path, text, where, message):
+    grid = tmp_path / "typo.toml"
+    grid.write_text(text)
+    with pytest.raises(DCSError) as caught:
+        read_grid(grid)
+    assert str(caught.value).startswith(f"grid file {grid}: {where}: {message}")
+
+
+def test_an_out_of_range_grid_setting_names_file_table_and_key(tmp_path):
+    grid = tmp_path / "range.toml"
+    grid.write_text('[base]\nalpha = 2.0\n\n[[grid]]\nmethod = ["kd", "dcs"]\n')
+    with pytest.raises(DCSError, match=r"range.toml: alpha = 2.0 \(\[base\]\): alpha must be in \[0, 1\], got 2.0"):
+        read_grid(grid)
+    grid.write_text('[[grid]]\nseed = 1\n\n[[grid]]\nmethod = "dcs"\nwarmup_ratio = [0.1, 1.5]\n')
+    with pytest.raises(DCSError, match=r"range.toml: warmup_ratio = 1.5 \(\[\[grid\]\] 2\): warm-up ratio"):
+        read_grid(grid)
+    # no single setting to blame: the run's own settings are named
+    grid.write_text('[[grid]]\nmethod = "dcs"\npairs = [{epochs = 2, plain_epochs = 2, warmup_ratio = 2.0}]\n')
+    with pytest.raises(DCSError, match=r"the run with method = 'dcs', epochs = 2, .* \(\[\[grid\]\] 1\): warm-up"):
+        read_grid(grid)
+    grid.write_text("[base]\nlr = 5\n\n[[grid]]\nseed = [1, 2]\n")  # a TOML int is a fine float
+    assert [c.lr for c in read_grid(grid)] == [5, 5]
+
+
 def test_run_id_ignores_where_data_lives_but_not_settings():
     assert run_id(RunConfig(data_dir="a")) == run_id(RunConfig(data_dir="b", task="RTE"))
     assert run_id(RunConfig(lam=1.0)) != run_id(RunConfig(lam=2.0))

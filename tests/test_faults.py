@@ -9,6 +9,7 @@
 | a truncated line in a results file | skipped with a warning naming the line; the rest kept | here |
 | TSV: wrong column count, unknown label, empty file, non-UTF-8 byte | one line naming file, line, column, value | here (and test_data.py) |
 | model folder without a weights file | one line naming the folder and the files expected | here |
+| grid file: a value of the wrong type or out of range | one line naming the file, the table and the setting | here |
 | NaN in the loss | the run stops, naming the epoch and step | here |
 """
 
@@ -54,6 +55,16 @@ def test_broken_tsv_files_through_the_command_line(tmp_path, content, message):
     (tmp_path / "RTE").mkdir()
     (tmp_path / "RTE" / "train.tsv").write_bytes(content)
     assert message in bad("train", "--data-dir", tmp_path)
+
+
+def test_a_bad_grid_value_through_the_command_line(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[base]\nepochs = 2\n\n[[grid]]\nmethod = ["vanilla", "dcs"]\nlr = "5e-5"\n')
+    message = bad("grid", grid, "--results", tmp_path / "r.jsonl")
+    assert f"grid file {grid}: lr = '5e-5' ([[grid]] 1): must be of type float, got str" in message
+    grid.write_text('[base]\nalpha = 2.0\n\n[[grid]]\nmethod = ["vanilla", "dcs"]\n')
+    message = bad("grid", grid, "--results", tmp_path / "r.jsonl")
+    assert f"grid file {grid}: alpha = 2.0 ([base]): alpha must be in [0, 1], got 2.0" in message
 
 
 def test_model_folder_without_weights(tmp_path, tiny_model, glue):

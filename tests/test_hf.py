@@ -41,12 +41,13 @@ def sst2(glue, tiny_model):
     return task, tokenizer, train.shuffle(seed=0), dev  # shuffled: position != row
 
 
-def make_trainer(tmp_path, tiny_model, sst2, teacher, epochs=3, **options):
+def make_trainer(tmp_path, tiny_model, sst2, teacher, epochs=3, args_options=None, **options):
     task, tokenizer, train, dev = sst2
     torch.manual_seed(0)
     args = TrainingArguments(
         str(tmp_path), num_train_epochs=epochs, per_device_train_batch_size=8, learning_rate=1e-3,
         report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True,
+        **(args_options or {}),
     )
     return DCSTrainer(
         load_model(tiny_model, task), args, train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
@@ -123,6 +124,47 @@ def test_loss_equals_library_loss(tmp_path, tiny_model, sst2):
     model.eval()  # evaluation is never weighted
     loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)
     assert torch.equal(loss, losses.cross_entropy(outputs.logits, batch["labels"]).mean())
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_student_logits_follow_rows_whatever_the_eval_order(tmp_path, tiny_model, sst2, drop_last):
+    """group_by_length makes Trainer.predict visit the examples length-grouped and shuffled, and
+    dataloader_drop_last would drop the last partial batch: row r still holds example r's logits."""
+    task, tokenizer, train, dev = sst2
+    accuracy = lambda p: {"accuracy": (p.predictions == p.label_ids).mean()}  # noqa: E731
+    argmax = lambda logits, labels: logits.argmax(-1)  # noqa: E731  # the hooks must not touch this pass
+    trainer = make_trainer(
+        tmp_path, tiny_model, sst2, random_teacher(),
+        args_options=dict(train_sampling_strategy="group_by_length", per_device_eval_batch_size=16,
+                          dataloader_drop_last=drop_last),
+        compute_metrics=accuracy, preprocess_logits_for_metrics=argmax,
+    )
+    visited = [int(r) for batch in trainer.get_test_dataloader(train) for r in batch["row"]]
+    assert visited != train["row"] and len(visited) == (32 if drop_last else 40)  # the order the bug met
+    model = trainer.model.eval()
+    want = torch.empty(40, 2)
+    with torch.no_grad():
+        for example in train:
+            inputs = {k: torch.tensor([example[k]]) for k in tokenizer.model_input_names if k in example}
+            want[example["row"]] = model(**inputs).logits[0]
+    got = trainer.student_logits()
+    assert got.shape == (40, 2)
+    # the untrained tiny model's logits differ between examples by ~1e-4; padding changes them by ~1e-8
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert trainer.args.dataloader_drop_last == drop_last  # restored, as are the hooks
+    assert trainer.compute_metrics is accuracy and trainer.preprocess_logits_for_metrics is argmax
+
+
+def test_student_logits_fail_loudly_on_a_missing_row(tmp_path, tiny_model, sst2, monkeypatch):
+    trainer = make_trainer(tmp_path, tiny_model, sst2, random_teacher())
+    predict = trainer.predict
+
+    def losing_predict(dataset, *args, **kwargs):
+        return predict(dataset.select(range(len(dataset) - 1)), *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "predict", losing_predict)
+    with pytest.raises(DCSError, match="39 predictions for 40 rows"):
+        trainer.student_logits()
 
 
 def test_rows_are_checked(tmp_path, tiny_model, sst2):

@@ -42,6 +42,15 @@ def test_weighted_mean_by_hand():
     assert weighted_mean(torch.tensor([1.0, 3.0])).item() == 2.0
 
 
+def test_weights_only_rebalance_examples_within_a_batch():
+    losses, weights = torch.tensor([0.5, 2.0, 1.0]), torch.tensor([1.0, 4.0, 2.0])
+    assert weighted_mean(losses, 10 * weights).item() == pytest.approx(weighted_mean(losses, 0.1 * weights).item())
+    assert weighted_mean(losses, torch.full((3,), 10.0)).item() == pytest.approx(losses.mean().item())
+    s, t, y = torch.randn(3, 2), torch.randn(3, 2), torch.tensor([0, 1, 1])
+    heavy, light = dcs_loss(s, y, t, torch.full((3,), 10.0)), dcs_loss(s, y, t, torch.full((3,), 0.1))
+    assert heavy.item() == pytest.approx(light.item())
+
+
 def test_dcs_loss_by_hand():
     s, t, y = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1])
     w = torch.tensor([2.0, 1.0])

@@ -14,7 +14,7 @@ from dcs_lib import methods
 from dcs_lib import teacher as teacher_module
 from dcs_lib.methods import RunConfig, prepare_data, run, teacher_logits
 from dcs_lib.models import load_model, load_tokenizer
-from dcs_lib.train import TrainConfig, amp_dtype, fit, pick_device
+from dcs_lib.train import TrainConfig, amp_dtype, fit, group_size, pick_device
 
 REQUIRED = {"task", "method", "seed", "config", "epochs", "best", "final", "wall_s", "device", "versions"}
 
@@ -101,6 +101,12 @@ def test_teacher_logits_are_cached_in_memory_and_on_disk(tiny, tmp_path, monkeyp
         (dict(method="boost"), "unknown method 'boost'"),
         (dict(step="linear"), "unknown step rule 'linear'"),
         (dict(task="glue"), "unknown task 'glue'"),
+        (dict(warmup_ratio=1.5), r"warm-up ratio must be in \[0, 1\], got 1.5"),
+        (dict(warmup_ratio=-0.1), r"warm-up ratio must be in \[0, 1\]"),
+        (dict(delta=0.0), "delta .* must be > 0, got 0.0"),
+        (dict(method="kd", plain_epochs=-1), "plain epochs must be >= 0, got -1"),
+        (dict(method="dcs", epochs=3, plain_epochs=3), "dcs with 3 plain epoch.* epochs is 3: it would never reweight"),
+        (dict(method="reweight", epochs=1, plain_epochs=0), "reweight .* in epoch 2, but epochs is 1"),
     ],
 )
 def test_bad_settings_are_refused(change, message):
@@ -108,39 +114,54 @@ def test_bad_settings_are_refused(change, message):
         RunConfig(**change).validate()
 
 
-def test_gradient_accumulation_matches_a_bigger_batch(tiny):
+def test_a_run_too_short_to_reweight_warns_with_the_default_plain_epoch():
+    RunConfig(method="dcs", epochs=2).validate()  # plain epoch 1, then weights from epoch 1's end
+    RunConfig(method="dcs", epochs=2, plain_epochs=0).validate()
+    RunConfig(method="kd", epochs=2, plain_epochs=2).validate()  # kd does not reweight: plain CE throughout is allowed
+    with pytest.warns(UserWarning, match="dcs with 1 plain epoch.* it would never reweight; use --epochs 2"):
+        RunConfig(method="dcs", epochs=1).validate()
+
+
+def one_epoch_classifier(tiny, n_train, batch_size, accum, **changes):
+    """The tiny model's classifier weights after one epoch of plain CE, without dropout, in random batches."""
     task = get_task("rte")
     tokenizer = load_tokenizer(tiny.model)
-    data = prepare_data(dataclasses.replace(tiny, n_train=16), task, tokenizer)
+    data = prepare_data(dataclasses.replace(tiny, n_train=n_train), task, tokenizer)
+    torch.manual_seed(0)
+    model = load_model(tiny.model, task)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    train_cfg = TrainConfig(
+        epochs=1,
+        batch_size=batch_size,
+        grad_accum=accum,
+        group_by_length=False,
+        progress=False,
+        lr=1e-3,
+        warmup_ratio=0.0,
+    )
+    train_cfg = dataclasses.replace(train_cfg, **changes)
+    fit(model, data["train"], {}, task, methods.Supervised(task), train_cfg, tokenizer.pad_token_id)
+    return model.classifier.weight.detach().clone()
 
-    def trained(batch_size, accum):
-        torch.manual_seed(0)
-        model = load_model(tiny.model, task)
-        model.config.hidden_dropout_prob = 0.0
-        for module in model.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-        fit(
-            model,
-            data["train"],
-            {},
-            task,
-            methods.Supervised(task),
-            TrainConfig(
-                epochs=1,
-                batch_size=batch_size,
-                grad_accum=accum,
-                group_by_length=False,
-                progress=False,
-                lr=1e-3,
-                warmup_ratio=0.0,
-            ),
-            tokenizer.pad_token_id,
-        )
-        return model.classifier.weight.detach().clone()
 
+def test_gradient_accumulation_matches_a_bigger_batch(tiny):
     # 16 examples: one batch of 16, or two of 8 accumulated; padding differs, so compare loosely.
-    assert torch.allclose(trained(16, 1), trained(8, 2), atol=1e-4)
+    assert torch.allclose(one_epoch_classifier(tiny, 16, 16, 1), one_epoch_classifier(tiny, 16, 8, 2), atol=1e-4)
+
+
+def test_a_short_last_accumulation_step_is_a_mean_over_its_own_batches(tiny):
+    assert [group_size(step, 3, 2) for step in (1, 2, 3)] == [2, 2, 1]
+    assert [group_size(step, 78, 4) for step in (1, 76, 77, 78)] == [4, 4, 2, 2]
+    assert [group_size(step, 5, 1) for step in range(1, 6)] == [1] * 5
+    # 24 examples in random batches of 8 (not regrouped by length), two accumulated per step: steps of 16
+    # and 8 examples, the same examples as batches of 16. A last step halved would differ by about 1e-3.
+    # No clipping, which would hide the scale; Adam's update does not hide it from the second step on.
+    big, accumulated = (
+        one_epoch_classifier(tiny, 24, size, accum, lr=1e-2, max_grad_norm=0.0) for size, accum in ((16, 1), (8, 2))
+    )
+    assert torch.allclose(big, accumulated, atol=1e-5)
 
 
 def test_device_and_amp_choice_on_cpu():

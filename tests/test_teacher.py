@@ -75,6 +75,12 @@ def test_out_of_fold_logits_come_from_the_teacher_that_did_not_see_the_row(tiny,
     assert torch.equal(logits[torch.from_numpy(held)], by_hand[torch.from_numpy(held)])
 
 
+@pytest.mark.parametrize("epochs", [0, 1, 3])
+def test_the_teacher_config_trains_for_the_teacher_epochs(tiny, epochs):
+    tcfg = teacher_module.teacher_config(dataclasses.replace(tiny, teacher_epochs=epochs, teacher_seed=9))
+    assert (tcfg.method, tcfg.seed, tcfg.epochs) == ("vanilla", 9, epochs)
+
+
 def test_an_out_of_fold_teacher_needs_training_epochs():
     with pytest.raises(DCSError, match="teacher-folds"):
         RunConfig(teacher_folds=2, teacher_epochs=0).validate()

@@ -26,6 +26,15 @@ def test_adaboost_step_by_hand():
     assert new.tolist() == pytest.approx([low, low, low, math.sqrt(3) * low], rel=1e-6)
 
 
+def test_adaboost_step_is_one_sided_the_square_root_of_adaboosts_ratio():
+    # eps = 1/5: AdaBoost's ratio (1 - eps) / eps = 4; raising the discordant weight alone gives sqrt(4) = 2.
+    d = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0])
+    new = update_weights(torch.ones(5), d, lam=1.0, step="adaboost")
+    assert float(new[4] / new[0]) == pytest.approx(2.0, rel=1e-6)
+    new = update_weights(torch.ones(5), d, lam=2.0, step="adaboost")  # ((1 - eps) / eps) ** (lam / 2)
+    assert float(new[4] / new[0]) == pytest.approx(4.0, rel=1e-6)
+
+
 def test_adaboost_step_never_negative():
     # eps = 3/4 > 0.5: AdaBoost would shrink discordant samples; we hold the step at 0.
     assert step_size(torch.ones(4), torch.tensor([1.0, 1.0, 1.0, 0.0]), 1.0, "adaboost") == 0.0
