@@ -29,7 +29,7 @@
 # - what self-distillation does on a synthetic problem (seconds), and then on SST-2 with a real
 #   teacher and a real student (minutes).
 #
-# **Run time.** Full run: 5.9 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
+# **Run time.** Full run: 3.4 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`: 1,000 training examples, 3 epochs, float32)
 # took 2.3 minutes on the same CPU; `DCS_SMOKE=1` (what CI runs) under a minute. The outputs below come from one full run, top to
 # bottom in a fresh kernel, with `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE
@@ -319,8 +319,8 @@ for teacher_epochs in (4, 64):
 # %% [markdown]
 # Read the teacher's two accuracies together. The 64-epoch teacher gets every noisy training label
 # "right" (1.000): it has memorised the flipped ones, and is worse on clean data than the 4-epoch
-# teacher (0.780 against 0.808). Yet neither teacher moves the KD student far from vanilla (0.832 and
-# 0.850 against 0.840): a teacher that learnt from the same labels has little to add to them. Where
+# teacher (0.781 against 0.808). Yet neither teacher moves the KD student far from vanilla (0.832 and
+# 0.851 against 0.840): a teacher that learnt from the same labels has little to add to them. Where
 # memorisation does hurt is DCS's reweighting, which trusts the teacher's disagreement with the
 # student: notebook 02 runs the whole DCS loop on this toy and sweeps the teacher's training.
 # Exercise 2 below varies $\alpha$.
@@ -457,16 +457,17 @@ plt.show()
 #   always answering the majority class, and 91.00% on its own 2,000 training sentences; it contradicts
 #   the gold label on 9.0% of them. Its soft labels are confident (median 0.907 for its predicted class
 #   at $T = 1$) and the temperature makes them noticeably softer (0.757 at $T = 2$).
-# - **Vanilla** goes 77.06, 81.31, 82.00 over the three epochs; **KD** goes 77.29, 80.73, 81.08. Both
+# - **Vanilla** goes 77.06, 81.54, 82.00 over the three epochs; **KD** goes 77.29, 80.85, 81.08. Both
 #   end above the teacher they could learn from, and KD ends 0.92 points (8 dev examples) behind
 #   vanilla.
 # - The training losses are not comparable across the two: KD's includes the KL term.
 #
 # What one seed says: with the same head, batches and dropout, distilling this teacher cost the
 # student a little here. The teacher is the student's own twin (same seed, same head) trained for 2
-# epochs instead of 3, on its own 2-epoch schedule, so it knows less than the student will: it pulls it back towards an earlier stage of training. Whether
-# 8 examples is more than the seed-to-seed spread, one seed cannot say; notebook 03 adds a converged
-# teacher, and the study of when DCS helps (`data/results/study/PROTOCOL.md`) pairs ten seeds.
+# epochs instead of 3, on its own 2-epoch schedule, so it knows less than the student will: it pulls
+# it back towards an earlier stage of training. Whether 8 examples is more than the seed-to-seed
+# spread, one seed cannot say; notebook 03 adds a converged teacher, and the study of when DCS helps
+# (`data/results/study/PROTOCOL.md`) pairs ten seeds.
 #
 # <!-- derived: 0.92 = 82.00 - 81.08 -->
 # <!-- derived: 8 = (82.00 - 81.08) * 872 / 100 -->
@@ -522,8 +523,8 @@ for teacher_epochs in (4, 64):
         print(f"teacher {teacher_epochs:2d} epochs, alpha = {a}: clean test accuracy {toy.accuracy(m, x_test, y_test):.3f}")
 # With alpha = 0 the student learns, after its plain first epoch, from the teacher's soft labels alone.
 # With the 4-epoch teacher it lands about where that teacher does (0.805; the teacher 0.808), below the labels alone (0.840). With
-# the 64-epoch teacher, which memorised the noisy labels (0.780 on the clean test set, cell above), it
-# ends above both that teacher and the labels alone (0.853). One reading: softened at T = 2, the
+# the 64-epoch teacher, which memorised the noisy labels (0.781 on the clean test set, cell above), it
+# ends above both that teacher and the labels alone (0.855). One reading: softened at T = 2, the
 # memorising teacher's logits still mostly follow the smooth boundary, and the student, trained for
 # far fewer epochs, does not reach the memorised details. A teacher's score alone does not say what
 # its soft labels teach.

@@ -30,7 +30,7 @@
 # - train a DCS student on SST-2 and look at which examples become discordant, how the weights and
 #   their effective sample size evolve, and the sentences that end up weighted most.
 #
-# **Run time.** Full run: 1.4 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
+# **Run time.** Full run: 1.8 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`) took 1.3 minutes on the same CPU in float32 (after 01), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
@@ -404,14 +404,14 @@ print("out-of-fold logits remove most of that damage:", bool(g_oof.loc[64, "dcs 
 # ### What the toy shows
 #
 # - **The reweighting never helps here.** DCS − KD is negative for every teacher: −2.84 and −1.01
-#   points with the teachers trained 1 and 4 epochs, −21.49 and −37.54 with the ones trained 16 and 64,
+#   points with the teachers trained 1 and 4 epochs, −21.49 and −38.49 with the ones trained 16 and 64,
 #   which fit 88.67% and 99.78% of the *noisy* training labels: they have memorised the flipped ones.
 #   KD alone stays within a point of vanilla throughout.
 # - **Why memorisation hurts.** A teacher that has memorised a flipped label agrees with that label on
 #   its own training set; a student that has learnt the true boundary disagrees with both, so DCS
 #   raises exactly the weight of the mislabelled examples, and the weighted CE and KL terms both pull
 #   the student towards the wrong class.
-# - **Out-of-fold logits remove most of the damage** (−7.27 instead of −37.54 with the 64-epoch
+# - **Out-of-fold logits remove most of the damage** (−7.20 instead of −38.49 with the 64-epoch
 #   teacher; −0.02 to −2.68 for the others), because each example's teacher logits come from a
 #   teacher that never saw its label. They still do not make the reweighting help.
 #
@@ -613,23 +613,23 @@ print("record saved to", RESULTS.relative_to(RUNS.parent.parent), "and to the ru
 # the gold label on 9.0% of them.
 #
 # - **After epoch 1** (plain CE, identical to vanilla's first epoch: 77.06 on dev) the student
-#   disagrees with the teacher on 248 of the 2,000 training sentences (12.4%). 197 of them are ones
-#   the teacher gets right and the student wrong, the case DCS is designed for; 51 the reverse. The
-#   update raises them to 2.24 against 0.824 for the rest; the ESS drops to 0.821.
-# - **After epoch 2** only 52 are discordant (2.6%): 31 teacher right, 21 student right. An example
-#   discordant both times now weighs 5.83, seven times an example that never disagreed (0.789); the
-#   ESS is 0.765. The clip range $[0.1, 10]$ never binds.
-# - **Where the extra weight goes.** The 293 examples that end above weight 1 carry 32.7% of the
-#   total weight. The teacher is wrong on 23.2% of them, against 9.0% of the training set: most of the
+#   disagrees with the teacher on 245 of the 2,000 training sentences (12.2%). 195 of them are ones
+#   the teacher gets right and the student wrong, the case DCS is designed for; 50 the reverse. The
+#   update raises them to 2.25 against 0.826 for the rest; the ESS drops to 0.822.
+# - **After epoch 2** only 53 are discordant (2.6%): 31 teacher right, 22 student right. An example
+#   discordant both times now weighs 5.83, seven times an example that never disagreed (0.790); the
+#   ESS is 0.766. The clip range $[0.1, 10]$ never binds.
+# - **Where the extra weight goes.** The 291 examples that end above weight 1 carry 32.5% of the
+#   total weight. The teacher is wrong on 23.4% of them, against 9.0% of the training set: most of the
 #   extra weight sits on examples the teacher gets *right*, but the teacher's own mistakes are
-#   over-represented among them about 2.6 times. The student is wrong on 26.6% of them at the last
+#   over-represented among them about 2.6 times. The student is wrong on 26.5% of them at the last
 #   update.
-# - The student's dev accuracy goes 77.06, 80.28, 80.85; vanilla's went 77.06, 81.31, 82.00 (notebook
+# - The student's dev accuracy goes 77.06, 80.16, 80.73; vanilla's went 77.06, 81.54, 82.00 (notebook
 #   01). Notebook 03 puts them side by side with KD and with a stronger teacher.
 #
-# <!-- from 01_kd_basics: 81.31 82.00 -->
-# <!-- derived: 2.6 = 23.2 / 9.0 -->
-# <!-- derived: 7 = 5.83 / 0.789 -->
+# <!-- from 01_kd_basics: 81.54 82.00 -->
+# <!-- derived: 2.6 = 23.4 / 9.0 -->
+# <!-- derived: 7 = 5.835 / 0.790 -->
 # <!-- constants: 2,000 0.1 10 (the subset; the clip limits) -->
 
 # %% [markdown]
@@ -644,8 +644,8 @@ print("record saved to", RESULTS.relative_to(RUNS.parent.parent), "and to the ru
 # - On the toy, reweighting by disagreement with a teacher that learnt from the same noisy labels
 #   never beats plain KD, and hurts badly once the teacher has memorised those labels; out-of-fold
 #   teacher logits remove most of the damage.
-# - On SST-2 the discordant set shrinks from 12.4% to 2.6% of the training sentences after two
-#   updates. The teacher is wrong on about a quarter of the up-weighted examples (23.2%), far more
+# - On SST-2 the discordant set shrinks from 12.2% to 2.6% of the training sentences after two
+#   updates. The teacher is wrong on about a quarter of the up-weighted examples (23.4%), far more
 #   often than on the training set as a whole (9.0%): disagreement is only as good a signal as the
 #   teacher.
 #

@@ -29,7 +29,7 @@
 # - what the library's loop does about the device, mixed precision, padding and the teacher's
 #   logits, and how to plug in another model, your own data, or your own objective.
 #
-# **Run time.** Full run: 3.0 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
+# **Run time.** Full run: 5.0 min on a 2-core laptop-class CPU; a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`) took 4.5 minutes on the same CPU in float32 (after 01 and 02: it trains a peer teacher and two students), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
@@ -287,8 +287,8 @@ plt.show()
 # ### What happened, and what one seed can say
 #
 # With the paper's teacher (79.13, below the vanilla student's 82.00), both students that learn from
-# it end below vanilla: KD by 0.92 points and DCS by 1.15. With the converged peer teacher (83.26,
-# better than the student) both end above vanilla: KD by 0.46 and DCS by 0.23. In both pairs DCS
+# it end below vanilla: KD by 0.92 points and DCS by 1.26. With the converged peer teacher (83.26,
+# better than the student) both end above vanilla: KD by 0.46 and DCS by 0.11. In both pairs DCS
 # lands just under KD with the same teacher, so on this seed the reweighting, with DCS's plain first
 # epoch, adds nothing to what distillation does; what moves the student is which teacher it distils.
 # The right panel shows, after each update, the share of training examples on which student and

@@ -33,7 +33,7 @@
 #   say more.
 #
 #
-# **Run time.** Full run: 1.8 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 1.1 min on a 2-core laptop-class CPU; it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
