@@ -45,7 +45,7 @@ def test_colab_link_and_install_cell(name):
 @pytest.mark.parametrize("name", COURSE[1:])
 def test_real_data_notebooks_share_sizes_and_run_cache(name):
     source = (ROOT / "notebooks" / f"{name}.py").read_text()
-    assert "SIZES = COURSE_MODES[MODE]" in source and "MODE = course_mode()" in source
+    assert "SIZES = course_sizes(MODE)" in source and "MODE = course_mode()" in source
     assert 'RUN_CACHE = RUNS / "cache", RUNS / "results"' in source
 
 

@@ -14,6 +14,7 @@
 """
 
 import errno
+import functools
 import os
 import signal
 import subprocess
@@ -136,7 +137,12 @@ def test_a_grid_killed_midway_resumes_with_every_run_once(tmp_path, tiny_model, 
         str(tmp_path / "cache"),
         "--no-progress",
     ]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Ctrl-C's default action, even where this test runs in a background job (which starts with SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler)
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=default_sigint
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not results.exists():
         time.sleep(0.05)
