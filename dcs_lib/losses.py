@@ -77,9 +77,8 @@ def dcs_loss(
         sum_i w_i * (alpha * CE_i + (1 - alpha) * T^2 * KL_i) / sum_i w_i
 
     With uniform weights this is the usual KD loss; with ``alpha = 1`` and uniform
-    weights it is plain cross-entropy. The weights are normalised within the batch
-    (:func:`weighted_mean`), so they only rebalance a batch's examples against each
-    other: scaling all of a batch's weights (all 10, or all 0.1) leaves its loss unchanged.
+    weights it is plain cross-entropy. The weights are normalised within the batch, as
+    :func:`weighted_mean` says.
     """
     per_sample = alpha * supervised(student_logits, labels, regression)
     if alpha < 1:

@@ -99,8 +99,7 @@ def update_weights(
 ) -> torch.Tensor:
     """One DCS weight update -> new weights (n,), positive, mean 1.
 
-    ``w_i * exp(step * d_i)``, then :func:`rescale`: one-sided, only discordant examples
-    are raised (by exp(step) relative to the others, before clipping; see :func:`step_size`).
+    ``w_i * exp(step * d_i)`` (one-sided, see the module docstring), then :func:`rescale`.
     weights: (n,) current weights; disagree: (n,) 0/1 flags. With ``accumulate=False``
     the update starts again from uniform weights, so only this epoch's disagreement
     counts.
