@@ -178,10 +178,11 @@ def min_detectable_effect(sd: float, n: int, power: float = 0.8, alpha: float = 
 
     def shortfall(effect: float) -> float:
         nc = effect / sd * np.sqrt(n)
-        return stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc) - power
+        # the lower tail P(T < -crit) as the upper tail of -T: nct.cdf turns NaN far out in it (n = 2)
+        return stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc) - power
 
     high = sd
-    while shortfall(high) < 0:  # widen until the power is reached; nct turns NaN far out in the tail
+    while shortfall(high) < 0:  # widen until the power is reached
         high *= 2
         if not np.isfinite(shortfall(high)) or high > 1e4 * sd:
             return float("nan")
@@ -356,7 +357,8 @@ def when_frame(frame: pd.DataFrame, column: str = "final") -> pd.DataFrame:
 
     ``teacher_gap``: the teacher's dev score minus that vanilla run's (points);
     ``dcs_gain``: DCS minus vanilla; ``kd_gain``: KD with the same teacher minus vanilla,
-    where that run exists. The data of the "when does DCS help" figure.
+    where that run exists; ``vanilla``: the vanilla run's score. The data of the "when
+    does DCS help" figure.
     """
     cell = ["block", "task", "n_train"] if "n_train" in frame else ["block", "task"]
     keys = [*cell, "seed"]
@@ -370,8 +372,31 @@ def when_frame(frame: pd.DataFrame, column: str = "final") -> pd.DataFrame:
             "teacher_gap": rows["teacher_dev"] - rows["vanilla"],
             "dcs_gain": rows[column] - rows["vanilla"],
             "kd_gain": rows["kd"] - rows["vanilla"],
+            "vanilla": rows["vanilla"],
         }
     )
+
+
+def shared_term_rho(pairs: pd.DataFrame, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """What Spearman's ρ of the "when" figure is with the teacher's dev score shuffled (rows of :func:`when_frame`).
+
+    Both axes subtract the same vanilla run: a vanilla run that happens to score low raises
+    its points on both, so ρ comes out positive even if the teacher's score has nothing to
+    do with DCS's gain. Shuffling the teachers' dev scores among the runs of each teacher
+    keeps that shared term and breaks any real link. Returns the median ρ over ``draws``
+    shuffles and the share of them at least as large as the observed ρ.
+    """
+    observed = stats.spearmanr(pairs["teacher_gap"], pairs["dcs_gain"]).statistic
+    teacher_dev = (pairs["teacher_gap"] + pairs["vanilla"]).to_numpy()
+    groups = [np.flatnonzero((pairs["teacher"] == t).to_numpy()) for t in dict.fromkeys(pairs["teacher"])]
+    rng = np.random.default_rng(seed)
+    null = np.empty(draws)
+    for d in range(draws):
+        shuffled = teacher_dev.copy()
+        for rows in groups:
+            shuffled[rows] = rng.permutation(teacher_dev[rows])
+        null[d] = stats.spearmanr(shuffled - pairs["vanilla"].to_numpy(), pairs["dcs_gain"]).statistic
+    return float(np.nanmedian(null)), float(np.mean(null >= observed - 1e-12))
 
 
 def teacher_diagnostics(records: list[dict], by: tuple[str, ...] = ("n_train",)) -> pd.DataFrame:
@@ -421,9 +446,11 @@ def teacher_diagnostics(records: list[dict], by: tuple[str, ...] = ("n_train",))
 def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> tuple[Path, pd.DataFrame]:
     """"When does DCS help": per cell, DCS − vanilla against teacher − vanilla, one point per run pair.
 
-    Returns the figure's path and a table of Spearman's rank correlation per cell
-    (descriptive: points of one seed share a vanilla run, so they are not independent).
-    Refuses runs of more than one block.
+    Returns the figure's path and a table of Spearman's rank correlation per cell,
+    descriptive only: points of one seed share a vanilla run, so they are not independent,
+    and that shared run alone makes ρ positive; ``rho_shuffled`` and ``share_shuffled_above``
+    (:func:`shared_term_rho`) say how large ρ comes out from that alone. Refuses runs of
+    more than one block.
     """
     import matplotlib
 
@@ -450,7 +477,9 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
         ax.axhline(0, color="grey", lw=0.8)
         ax.axvline(0, color="grey", lw=0.8)
         rho = stats.spearmanr(group["teacher_gap"], group["dcs_gain"]).statistic if len(group) > 2 else np.nan
-        correlations.append({"cell": panel, "pairs": len(group), "spearman_rho": round(float(rho), 3)})
+        shuffled, above = shared_term_rho(group) if len(group) > 2 else (np.nan, np.nan)
+        correlations.append({"cell": panel, "pairs": len(group), "spearman_rho": round(float(rho), 2),
+                             "rho_shuffled": round(shuffled, 2), "share_shuffled_above": round(above, 2)})  # fmt: skip
         ax.set(
             xlabel="teacher − vanilla, dev (points)",
             ylabel=f"DCS − vanilla, dev, {'last' if column == 'final' else 'best'} epoch (points)",
@@ -553,7 +582,8 @@ def comparisons(
     result = pd.concat(tables, ignore_index=True)
     primary = result["comparison"].isin(["dcs - vanilla", "dcs - kd"])
     if family is not None:
-
+        if len({len(item) for item in family}) > 1:
+            raise DCSError(f"a family is either (task, n_train) cells or (task, n_train, teacher) rows, not both: {family}")
         wanted = {(item[0], train_size(item[1]), *item[2:]) for item in family}
         # not Series.map: it would turn a full set's None back into NaN, which matches nothing
         rows = zip(result["task"], [train_size(n) for n in result["n_train"]], result["teacher"])
@@ -565,7 +595,11 @@ def comparisons(
     for _, rows in result[primary].groupby(["block", "comparison"]):
         result.loc[rows.index, "p_holm"] = holm(rows["p_perm"], family_size)
     result["reading"] = result.apply(reading, axis=1)
-    result.loc[~primary, "reading"] = "descriptive: " + result.loc[~primary, "reading"]
+    # no planned test, so no "gain" or "loss": only what the interval and the unadjusted p say
+    unplanned = result.loc[~primary, "reading"].replace(
+        {"gain": "interval above 0, unadjusted p", "loss": "interval below 0, unadjusted p"}
+    )
+    result.loc[~primary, "reading"] = "descriptive: " + unplanned
     return result
 
 
@@ -644,7 +678,12 @@ def write_report(
         if not when_frame(runs).dropna(subset=["teacher_gap"]).empty:
             when, rho = plot_when(runs, out / f"when-{number}.png")
             plots[f"{block} (when)"] = when
-            sections.append("\nDCS − vanilla against teacher − vanilla (last epoch; " + when.name + "):\n")
+            sections.append(
+                "\nDCS − vanilla against teacher − vanilla (last epoch; " + when.name + "), Spearman's ρ per cell. "
+                "Both axes subtract the same vanilla run, which alone makes ρ positive: `rho_shuffled` is the "
+                "median ρ with the teachers' dev scores shuffled among the runs of each teacher, "
+                "`share_shuffled_above` the share of 2,000 shuffles with ρ at least the observed:\n"
+            )
             sections.append(markdown(rho))
     (out / "summary.md").write_text("\n".join(sections) + "\n" + skipped)
     return {"runs": out / "runs.csv", "summary": out / "summary.md", "plots": plots}

@@ -25,15 +25,42 @@ def study_results(results: Path):
     """The records of the study "When does DCS help?" so far, checked against its grid files.
 
     Returns ``(records, grid_configs)``: every record is a run that the protocol's grid or
-    an addendum's plans (:data:`STUDY_GRIDS`), and none is there twice (the study writes
-    two results files, one per process).
+    an addendum's plans (:data:`STUDY_GRIDS`), none is there twice (the study writes two
+    results files, one per process), and all ran in one block: the same device, precision,
+    number of processes, library versions and commit, as the protocol requires.
     """
+    from collections import Counter
+
     from .experiments import load_results, read_grid, run_id
 
     study = results / "study"
     records = [r for name in ("runs-1.jsonl", "runs-2.jsonl") for r in load_results(study / name)]
     configs = [c for name in STUDY_GRIDS for c in read_grid(study / name)]
-    ids = [r["run_id"] for r in records]
-    if len(set(ids)) != len(ids) or not set(ids) <= {run_id(c) for c in configs}:
-        raise DCSError(f"{study} holds a run twice, or a run that none of {', '.join(STUDY_GRIDS)} plans")
+    planned = {run_id(c) for c in configs}
+    twice = [i for i, count in Counter(r["run_id"] for r in records).items() if count > 1]
+    unplanned = [r["run_id"] for r in records if r["run_id"] not in planned]
+    if twice or unplanned:
+        raise DCSError(
+            f"{study}: " + "; ".join(
+                [*([f"run(s) recorded twice: {', '.join(twice)}"] if twice else []),
+                 *([f"run(s) none of {', '.join(STUDY_GRIDS)} plans: {', '.join(unplanned)}"] if unplanned else [])]
+            )
+        )  # fmt: skip
+    blocks = Counter(map(setup_of, records))
+    if len(blocks) > 1:
+        usual = blocks.most_common(1)[0][0]
+        odd = [f"{r['run_id']} ({', '.join(f'{k} {v}' for k, v in setup_of(r) if (k, v) not in usual)})"
+               for r in records if setup_of(r) != usual]  # fmt: skip
+        raise DCSError(f"{study}: the study's runs must share one set-up; these differ from the rest: {'; '.join(odd)}")
     return records, configs
+
+
+def setup_of(record: dict) -> tuple:
+    """What must be the same for every run of the study: device, precision, processes, versions, commit."""
+    versions = record.get("versions") or {}
+    return (
+        ("device", record.get("device")),
+        ("precision", record.get("precision")),
+        ("processes", record.get("world_size")),
+        *sorted(versions.items()),
+    )

@@ -55,10 +55,35 @@ def test_the_study_reader_refuses_a_run_no_grid_plans(records, tmp_path):
     stray = dict(records[0], run_id="0123456789abcdef")
     for i, batch in enumerate(([*records[:3], stray], records[3:5]), start=1):
         (tmp_path / "study" / f"runs-{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in batch))
-    with pytest.raises(DCSError, match="plans"):
+    with pytest.raises(DCSError, match="plans: 0123456789abcdef"):
         study_results(tmp_path)
     (tmp_path / "study" / "runs-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:3]))
     assert len(study_results(tmp_path)[0]) == 5
+    # the same run in both files
+    (tmp_path / "study" / "runs-2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[2:5]))
+    with pytest.raises(DCSError, match=f"recorded twice: {records[2]['run_id']}"):
+        study_results(tmp_path)
+
+
+def test_the_study_reader_refuses_a_run_of_another_set_up(records, tmp_path):
+    """One block, as the protocol fixes it: a run with another transformers version is named, not pooled."""
+    (tmp_path / "study").mkdir()
+    for name in STUDY_GRIDS:
+        (tmp_path / "study" / name).write_text((STUDY / name).read_text())
+    other = dict(records[1], versions=dict(records[1]["versions"], transformers="5.17.0"))
+    (tmp_path / "study" / "runs-1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [records[0], other, *records[2:4]]))
+    (tmp_path / "study" / "runs-2.jsonl").write_text("")
+    with pytest.raises(DCSError, match=f"{other['run_id']} \\(transformers 5.17.0\\)"):
+        study_results(tmp_path)
+
+
+def test_the_holm_family_names_the_teachers_the_grid_plans():
+    """Holm's family matches rows by the teacher's label: a label that drifted from the grid's would leave it empty."""
+    from dcs_lib.report import teacher_label
+
+    configs = read_grid(STUDY / "grid.toml")
+    labels = {teacher_label({"config": dataclasses.asdict(c), "method": c.method, "seed": c.seed}) for c in configs} - {""}
+    assert labels == {teacher for *_, teacher in STUDY_FAMILY}
 
 
 def test_the_addendum_grid_pairs_with_the_protocols_vanilla_runs():
