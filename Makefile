@@ -27,8 +27,12 @@ setup: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m dcs_lib demo $(ARGS)
 
+# With a local glue_data folder (DCS_GLUE_DIR) the suite needs no network and is kept off it;
+# without one, the notebooks load GLUE from the Hugging Face hub.
+OFFLINE := $(if $(DCS_GLUE_DIR),HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1,)
+
 test: $(VENV)/.installed
-	TQDM_DISABLE=1 DCS_SMOKE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest tests notebooks --nbval-lax $(ARGS)
+	TQDM_DISABLE=1 DCS_SMOKE=1 $(OFFLINE) $(PY) -m pytest tests notebooks --nbval-lax $(ARGS)
 
 # Notebooks: notebooks/NN_name.py (Jupytext) is the source, NN_name.ipynb holds the outputs.
 #   make notebook NB=02   run one top to bottom in a fresh kernel, full mode, in place (see README)
@@ -60,7 +64,7 @@ $(VENV)/.mpnet-installed: $(VENV)/.installed
 	@touch $@
 
 study: $(VENV)/.mpnet-installed
-	scripts/run_study.sh $(ARGS)
+	PY=$(abspath $(PY)) scripts/run_study.sh $(ARGS)
 
 study-report: $(VENV)/.installed
 	$(PY) -m dcs_lib report --study

@@ -215,8 +215,8 @@ def measure_one(name, args) -> dict:
     peak = (
         torch.cuda.max_memory_allocated()
         if torch.cuda.is_available()
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    )  # ru_maxrss: bytes on macOS, KiB on Linux
     return {
         "name": name,
         "samples_per_s": args.n * args.epochs / seconds,

