@@ -4,8 +4,9 @@
 
 For each precision it trains one vanilla epoch and one weighted DCS epoch (after
 DCS's plain first epoch and a one-epoch teacher), checks
-that the loss stayed finite and the dev accuracy is sensible (above 0.45 on RTE,
-where chance is 0.5), and prints samples per second (training epoch plus dev evaluation) and peak GPU memory. Without a
+that the loss stayed finite and the dev accuracy did not collapse (above 0.45 on RTE,
+where the majority class scores 0.527): a check that each precision path runs without
+overflow or divergence, not that one epoch learns RTE (it need not), and prints samples per second (training epoch plus dev evaluation) and peak GPU memory. Without a
 GPU the CUDA-only parts are skipped with a message and one fp32 epoch runs on the
 CPU on a small subset, so the script itself is checked everywhere.
 """
@@ -71,7 +72,7 @@ def main() -> None:
             print(f"{method:8} {amp:5} {accuracy:8.4f} {epoch['train_loss']:8.4f} {speed:10.1f} {peak:13.0f}")
             if not (torch.isfinite(torch.tensor(epoch["train_loss"])) and (accuracy > 0.45 or not cuda)):
                 failures.append(f"{method}/{amp}")
-    print("\nall finite and sensible" if not failures else f"\nFAILED: {', '.join(failures)}")
+    print("\nall finite, none collapsed" if not failures else f"\nFAILED: {', '.join(failures)}")
     raise SystemExit(1 if failures else 0)
 
 

@@ -247,7 +247,7 @@ def main() -> None:
         default=[],
         choices=CONFIGS[1:3] + CONFIGS[5:],
         metavar="NAME",
-        help="leave out a row",
+        help="leave out a row the targets do not compare (the choices)",
     )
     parser.add_argument("--one", choices=CONFIGS, help=argparse.SUPPRESS)  # internal: measure one config
     args = parser.parse_args()
