@@ -26,7 +26,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +179,8 @@ def teacher_logits(cfg, task: Task, data, tokenizer, cache_dir="runs/cache", pro
     train_set = data["train"]
     key = teacher_key(cfg, train_set)
     if key in _CACHE:
-        return _CACHE[key]
+        logits, record = _CACHE[key]
+        return logits, {**record, "cached": True}  # the record kept in memory says how it was first made
     path = Path(cache_dir) / f"teacher-{task.name}-{key}.safetensors" if cache_dir else None
     if path is not None and path.is_file():
         tensors = load_file(path)
@@ -227,9 +230,14 @@ def _store(key: str, path: Path | None, logits: torch.Tensor, record: dict, extr
     _CACHE[key] = (logits, record)
     if path is not None and distributed.world().is_main:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"logits": logits.contiguous(), **(extra or {})}, tmp, metadata={"record": json.dumps(record)})
-        tmp.replace(path)
+        # A name no other writer uses: grid shards share a cache folder and may write the same teacher at once.
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            save_file({"logits": logits.contiguous(), **(extra or {})}, tmp, metadata={"record": json.dumps(record)})
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def save_vanilla_as_teacher(cfg, task: Task, model, train_set, history, pad_token_id: int, cache_dir, wall_s: float):

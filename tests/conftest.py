@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,14 @@ def glue_dir() -> Path | None:
         return None
     candidate = resolve_data_dir(given)
     return candidate if (candidate / "RTE" / "train.tsv").is_file() else None
+
+
+@pytest.fixture(autouse=True)
+def no_teacher_in_memory():
+    """Each test starts with an empty in-memory teacher cache, so no outcome depends on which tests ran first."""
+    teacher = sys.modules.get("dcs_lib.teacher")  # tests that never load it do not pay for importing it
+    if teacher is not None:
+        teacher._CACHE.clear()
 
 
 @pytest.fixture(scope="session")

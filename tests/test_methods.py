@@ -9,9 +9,9 @@ import dataclasses
 import pytest
 import torch
 
-from dcs_lib import DCSError, get_task
-from dcs_lib import methods
+from dcs_lib import DCSError, get_task, methods, weighting
 from dcs_lib import teacher as teacher_module
+from dcs_lib import train as train_module
 from dcs_lib.methods import RunConfig, prepare_data, run, teacher_logits
 from dcs_lib.models import load_model, load_tokenizer
 from dcs_lib.train import TrainConfig, amp_dtype, fit, group_size, pick_device
@@ -32,7 +32,10 @@ def test_record_has_every_field_and_weight_stats(tiny, tmp_path):
     weights = [e["weights"] for e in record["epochs"]]
     assert all(w["mean"] == pytest.approx(1.0, abs=1e-5) for w in weights)
     assert "discordant" in weights[0] and "discordant" not in weights[-1]  # no update after the last epoch
-    assert record["teacher"]["cached"] is False and record["best"]["accuracy"] >= record["final"]["accuracy"]
+    assert record["teacher"]["cached"] is False
+    best = max(record["epochs"], key=lambda e: e["dev"]["accuracy"])  # the first of equal scores
+    assert record["best"] == {"epoch": best["epoch"], **best["dev"]}
+    assert record["final"] == {"epoch": 3, **record["epochs"][-1]["dev"]}
 
 
 def test_runs_are_reproducible(tiny, tmp_path):
@@ -70,6 +73,62 @@ def test_weights_move_away_from_uniform(tiny, tmp_path):
     )
     first = record["epochs"][0]["weights"]
     assert first["discordant"] > 0 and first["max"] > 1.5 and first["ess"] < 1.0
+
+
+def test_the_clip_range_reaches_the_weights_of_a_run(tiny, tmp_path):
+    cfg = dataclasses.replace(
+        tiny, method="dcs", lam=2.0, disagreement_source="train", teacher_epochs=2, plain_epochs=1, clip_max=1.5
+    )
+    first = run(cfg, progress=False, cache_dir=tmp_path)["epochs"][0]["weights"]
+    assert first["discordant"] > 0 and first["max"] == pytest.approx(1.5)  # above 1.5 with the default clip_max
+
+
+@pytest.mark.parametrize("source", methods.DISAGREEMENT_SOURCES)
+@pytest.mark.parametrize("method", ["dcs", "reweight"])
+def test_every_update_setting_reaches_the_weight_update(method, source, monkeypatch):
+    """Each setting differs from its default, so one left at the default would show."""
+    cfg = RunConfig(
+        method=method,
+        epochs=4,
+        lam=0.7,
+        step="adaboost",
+        accumulate=False,
+        clip_min=0.5,
+        clip_max=2.0,
+        delta=0.3,
+        disagreement_source=source,
+    )
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
+    teacher = torch.randn(8, 2, generator=generator)
+    train_logits, eval_logits = torch.randn(8, 2, generator=generator), torch.randn(8, 2, generator=generator)
+    objective = methods.Weighted(
+        get_task("rte"), cfg, labels, teacher if method == "dcs" else None, torch.device("cpu")
+    )
+    objective.weights = torch.linspace(0.5, 1.5, 8)
+    calls = {}
+    real_disagreement, real_update = weighting.disagreement, weighting.update_weights
+
+    def disagreement(student, reference, **kwargs):
+        calls["disagreement"] = student, reference, kwargs
+        return real_disagreement(student, reference, **kwargs)
+
+    def update_weights(weights, disagree, **kwargs):
+        calls["update"] = weights.clone(), kwargs
+        return real_update(weights, disagree, **kwargs)
+
+    monkeypatch.setattr(weighting, "disagreement", disagreement)
+    monkeypatch.setattr(weighting, "update_weights", update_weights)
+    objective.end_epoch(2, train_logits, lambda: eval_logits)
+
+    student, reference, options = calls["disagreement"]
+    assert student is (train_logits if source == "train" else eval_logits)
+    assert torch.equal(reference, teacher if method == "dcs" else labels)  # reweight: against the gold labels
+    assert options == {"regression": False, "delta": 0.3}
+    weights, options = calls["update"]
+    assert torch.equal(weights, torch.linspace(0.5, 1.5, 8))
+    assert options == {"lam": 0.7, "step": "adaboost", "accumulate": False, "clip_min": 0.5, "clip_max": 2.0}
+    assert 0.5 <= objective.weights.min() and objective.weights.max() <= 2.0
 
 
 def test_teacher_logits_are_cached_in_memory_and_on_disk(tiny, tmp_path, monkeypatch):
@@ -177,7 +236,7 @@ def test_device_and_amp_choice_on_cpu():
 
 
 @pytest.mark.parametrize("method", methods.METHODS)
-def test_each_method_on_real_rte_with_the_bundled_model(glue, tmp_path, method):
+def test_each_method_on_real_rte_with_the_bundled_model(glue, tmp_path, monkeypatch, method):
     cfg = RunConfig(
         task="RTE",
         method=method,
@@ -189,10 +248,24 @@ def test_each_method_on_real_rte_with_the_bundled_model(glue, tmp_path, method):
         batch_size=16,
         seed=1,
     )
+    dev_logits = []
+    real_predict = train_module.predict
+
+    def predict(*args, **kwargs):
+        logits = real_predict(*args, **kwargs)
+        if kwargs.get("desc", "predict") == "predict":  # the dev set's, not the training set's
+            dev_logits.append(logits)
+        return logits
+
+    monkeypatch.setattr(train_module, "predict", predict)
     record = run(cfg, progress=False, cache_dir=tmp_path)
     assert record["task"] == "rte" and record["method"] == method and len(record["epochs"]) == 2
-    for epoch in record["epochs"]:
-        assert 0.0 <= epoch["dev"]["accuracy"] <= 1.0 and epoch["train_loss"] > 0
+    labels = torch.tensor(prepare_data(cfg, get_task("rte"), load_tokenizer(cfg.model))["validation"]["label"])
+    dev_logits = dev_logits[-2:]  # the student's two epochs, after the teacher's (kd, dcs)
+    assert all(logits.shape == (32, 2) for logits in dev_logits)
+    for epoch, logits in zip(record["epochs"], dev_logits, strict=True):
+        assert epoch["dev"]["accuracy"] == (logits.argmax(dim=-1) == labels).double().mean().item()
+        assert epoch["train_loss"] > 0
     assert ("weights" in record["epochs"][0]) == (method in ("reweight", "dcs"))
     assert (record["teacher"] is not None) == (method in ("kd", "dcs"))
 

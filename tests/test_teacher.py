@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from dcs_lib import DCSError, get_task
-from dcs_lib import experiments
+from dcs_lib import DCSError, experiments, get_task
 from dcs_lib import teacher as teacher_module
 from dcs_lib import train as train_module
 from dcs_lib.experiments import load_results, read_grid
@@ -16,7 +17,7 @@ from dcs_lib.methods import RunConfig, prepare_data, run, run_id
 from dcs_lib.models import load_tokenizer
 from dcs_lib.teacher import folds_of, teacher_key, teacher_logits
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -105,6 +106,94 @@ def test_the_teacher_key_changes_with_every_setting_that_changes_the_logits(tiny
     assert teacher_key(dataclasses.replace(tiny, **change), data["train"]) != teacher_key(tiny, data["train"])
 
 
+# A value other than the `tiny` fixture's for every setting the teacher's training depends on.
+OTHER_TEACHER_SETTING = {
+    "task": "mrpc",
+    "n_train": 47,
+    "holdout": 10,
+    "max_length": 64,
+    "batch_size": 4,
+    "lr": 2e-3,
+    "weight_decay": 0.0,
+    "warmup_ratio": 0.2,
+    "grad_accum": 2,
+    "max_grad_norm": 0.5,
+    "group_by_length": False,
+}
+
+
+@pytest.fixture
+def small_train_set():
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": [[101, 7, 102], [101, 8, 9, 102]], "label": [0, 1]})
+
+
+@pytest.mark.parametrize("field", teacher_module.TEACHER_FIELDS)
+def test_every_teacher_setting_changes_the_teacher_key(tiny, small_train_set, field):
+    other = dataclasses.replace(tiny, **{field: OTHER_TEACHER_SETTING[field]})
+    assert getattr(other, field) != getattr(tiny, field)
+    assert teacher_key(other, small_train_set) != teacher_key(tiny, small_train_set)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(method="kd"),
+        dict(lam=2.5),
+        dict(alpha=0.1),
+        dict(temperature=4.0),
+        dict(epochs=5),
+        dict(step="adaboost"),
+        dict(accumulate=False),
+        dict(clip_min=0.5, clip_max=2.0),
+        dict(disagreement_source="train"),
+        dict(plain_epochs=2),
+        dict(delta=0.1),
+    ],
+)
+def test_student_only_settings_keep_the_teacher_key(tiny, small_train_set, change):
+    """KD and DCS runs that differ only in how the student learns share one teacher's logits."""
+    dcs = dataclasses.replace(tiny, method="dcs")
+    assert teacher_key(dataclasses.replace(dcs, **change), small_train_set) == teacher_key(dcs, small_train_set)
+
+
+def test_an_in_memory_teacher_says_it_was_cached(tiny, prepared, monkeypatch):
+    task, data, tokenizer = prepared
+    logits, record = teacher_logits(tiny, task, data, tokenizer, cache_dir=None)
+    monkeypatch.setattr(teacher_module, "fit", no_training)
+    again, again_record = teacher_logits(dataclasses.replace(tiny, lam=2.0), task, data, tokenizer, cache_dir=None)
+    assert again is logits and again_record["cached"] is True
+    assert record["cached"] is False and teacher_logits(tiny, task, data, tokenizer, None)[1]["cached"] is True
+    assert again_record == {**record, "cached": True}
+
+
+def test_each_cache_write_goes_through_a_temporary_file_of_its_own(tmp_path, monkeypatch):
+    written = []
+    real_save = teacher_module.save_file
+
+    def save_file(tensors, filename, metadata=None):
+        written.append(Path(filename))
+        real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(teacher_module, "save_file", save_file)
+    path = tmp_path / "teacher-rte-0123.safetensors"
+    for value in (1.0, 2.0):  # two writers of the same teacher
+        teacher_module._store("0123", path, torch.full((3, 2), value), {"cached": False})
+    assert len(set(written)) == 2 and all(tmp.parent == tmp_path and not tmp.exists() for tmp in written)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert torch.equal(load_file(path)["logits"], torch.full((3, 2), 2.0))
+
+    def interrupted(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(teacher_module, "save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        teacher_module._store("4567", tmp_path / "teacher-rte-4567.safetensors", torch.zeros(3, 2), {})
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
 def test_the_teacher_key_changes_with_the_data_and_the_device(tiny, prepared, monkeypatch):
     _, data, _ = prepared
     key = teacher_key(tiny, data["train"])
@@ -153,11 +242,23 @@ def test_new_teacher_settings_at_their_defaults_keep_old_run_ids():
     assert run_id(RunConfig(fused_adamw=True)) != run_id(RunConfig())
 
 
-def test_fused_adamw_reaches_the_loop_and_the_record(tiny):
-    cfg = dataclasses.replace(tiny, method="vanilla", device="cpu", epochs=1, fused_adamw=True)
-    assert cfg.train_config().fused_adamw and not tiny.train_config().fused_adamw
-    record = run(cfg, progress=False, cache_dir=None)
-    assert record["config"]["fused_adamw"] is True and torch.isfinite(torch.tensor(record["epochs"][0]["train_loss"]))
+def test_fused_adamw_reaches_the_optimizer_and_the_record(tiny, monkeypatch):
+    made = []
+
+    def optimizer(model, cfg):
+        made.append(real_optimizer(model, cfg))
+        return made[-1]
+
+    real_optimizer = train_module._optimizer
+    monkeypatch.setattr(train_module, "_optimizer", optimizer)
+    for fused in (True, False):
+        cfg = dataclasses.replace(tiny, method="vanilla", device="cpu", epochs=1, fused_adamw=fused)
+        record = run(cfg, progress=False, cache_dir=None)
+        assert record["config"]["fused_adamw"] is fused
+        assert torch.isfinite(torch.tensor(record["epochs"][0]["train_loss"]))
+    fused, default = made
+    assert all(group["fused"] is True for group in fused.param_groups)
+    assert all(not group["fused"] and group["foreach"] for group in default.param_groups)
 
 
 def test_bf16_on_the_cpu_is_recorded_or_refused(tiny, tmp_path, monkeypatch):

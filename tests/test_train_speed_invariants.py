@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from dcs_lib import get_task
+from dcs_lib import train as train_module
 from dcs_lib.data import PadCollator
 from dcs_lib.methods import Weighted, prepare_data, run
 from dcs_lib.models import load_model, load_tokenizer
@@ -82,8 +83,18 @@ def test_fit_and_predict_give_the_logits_they_gave_before(tiny):
     assert logits.double().sum().item() == pytest.approx(-0.8348826318979263, rel=1e-6)
 
 
-def test_fused_adamw_is_opt_in_and_lands_close(tiny):
+def test_fused_adamw_is_opt_in_and_lands_close(tiny, monkeypatch):
+    made = []
+
+    def optimizer(model, cfg):
+        made.append(_optimizer(model, cfg))
+        return made[-1]
+
+    monkeypatch.setattr(train_module, "_optimizer", optimizer)
     history, logits = dcs_fit(tiny, fused_adamw=True)
+    assert len(made) == 1 and all(group["fused"] is True for group in made[0].param_groups)
+    default = _optimizer(torch.nn.Linear(2, 2), TrainConfig())
+    assert not any(group["fused"] for group in default.param_groups)
     assert [e["train_loss"] for e in history] == pytest.approx([0.42341924210389453, 0.4091271211703618], rel=1e-3)
     assert logits.double().sum().item() == pytest.approx(-0.8348826318979263, rel=1e-2)
 
