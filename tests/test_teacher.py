@@ -158,6 +158,12 @@ def test_student_only_settings_keep_the_teacher_key(tiny, small_train_set, chang
     assert teacher_key(dataclasses.replace(dcs, **change), small_train_set) == teacher_key(dcs, small_train_set)
 
 
+def test_a_teacher_scored_on_another_dev_subset_is_not_reused(tiny, small_train_set):
+    """The logits do not depend on the dev set, but the teacher's recorded dev score does."""
+    keys = {n: teacher_key(dataclasses.replace(tiny, n_dev=n), small_train_set) for n in (None, 16, 32)}
+    assert len(set(keys.values())) == 3
+
+
 def test_an_in_memory_teacher_says_it_was_cached(tiny, prepared, monkeypatch):
     task, data, tokenizer = prepared
     logits, record = teacher_logits(tiny, task, data, tokenizer, cache_dir=None)
