@@ -127,7 +127,10 @@ class Checkpointer:
         try:
             model.load_state_dict(weights)
         except RuntimeError as err:
-            raise DCSError(f"checkpoint {path / 'model.safetensors'} does not fit this model: {err}") from None
+            # torch's message is a heading, then one line per mismatch: keep the error on one line
+            lines = [line.strip() for line in str(err).strip().splitlines()]
+            detail = lines[1] + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "") if len(lines) > 1 else lines[0]
+            raise DCSError(f"checkpoint {path / 'model.safetensors'} does not fit this model: {detail}") from None
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])

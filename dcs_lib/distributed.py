@@ -76,10 +76,17 @@ def barrier() -> None:
 
 
 def check_identical(tensor: torch.Tensor, what: str) -> None:
-    """Raise if ``tensor`` differs between ranks (compares the lowest and highest checksums)."""
+    """Raise if ``tensor`` differs between ranks (compares the lowest and highest checksums).
+
+    The checksum weighs each entry by its position: after one fixed-step update the weights
+    take two values, so a plain sum would match on any two ranks that agree on how many
+    examples are discordant but not on which.
+    """
     if not dist.is_initialized():
         return
-    checksum = tensor.double().sum().reshape(1) + tensor.double().pow(2).sum().reshape(1)
+    values = tensor.double().flatten()
+    position = torch.arange(1, len(values) + 1, dtype=torch.float64, device=values.device)
+    checksum = (values * position).sum().reshape(1) + values.pow(2).sum().reshape(1)
     checksum = checksum.to(_collective_device(checksum))  # the weights live on the CPU, NCCL wants CUDA
     low, high = checksum.clone(), checksum.clone()
     dist.all_reduce(low, op=dist.ReduceOp.MIN)

@@ -387,6 +387,8 @@ def shared_term_rho(pairs: pd.DataFrame, draws: int = 2000, seed: int = 0) -> tu
     shuffles and the share of them at least as large as the observed ρ.
     """
     observed = stats.spearmanr(pairs["teacher_gap"], pairs["dcs_gain"]).statistic
+    if not np.isfinite(observed):  # no spread on an axis: no ρ, so nothing to set beside it
+        return float("nan"), float("nan")
     teacher_dev = (pairs["teacher_gap"] + pairs["vanilla"]).to_numpy()
     groups = [np.flatnonzero((pairs["teacher"] == t).to_numpy()) for t in dict.fromkeys(pairs["teacher"])]
     rng = np.random.default_rng(seed)

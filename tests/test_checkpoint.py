@@ -1,6 +1,7 @@
 """Checkpoints: a run killed with SIGKILL during epoch 3 resumes to exactly the same result."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -202,3 +203,100 @@ def test_a_grid_run_killed_midway_resumes_after_its_last_epoch(tiny_model, glue,
     assert [e["dev"] for e in a["epochs"]] == [e["dev"] for e in b["epochs"]]
     assert [e["weights"] for e in a["epochs"][1:]] == [e["weights"] for e in b["epochs"][1:]]
     assert not list((tmp_path / "killed").iterdir())
+
+
+def saved_checkpoint(folder, width=2):
+    """A one-layer model trained one step and checkpointed as epoch 1; returns the checkpointer and its objects."""
+    from dcs_lib.checkpoint import Checkpointer
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, width)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    model(torch.randn(3, 4)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    checkpointer = Checkpointer(folder, {"run_id": "abc", "task": "rte"})
+    checkpointer.save(1, model, optimizer, scheduler, scaler, {"weights": torch.rand(6)}, [{"epoch": 1}])
+    return checkpointer, (model, optimizer, scheduler, scaler)
+
+
+def contents(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def fresh_objects(width=2):
+    """A new run's model, optimiser, scheduler and scaler, about to be resumed into."""
+    torch.manual_seed(1)
+    model = torch.nn.Linear(4, width)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    return model, optimizer, scheduler, torch.amp.GradScaler("cpu", enabled=False)
+
+
+def test_a_checkpoint_roundtrips_into_fresh_objects(tmp_path):
+    """The base case the refusals below depart from: the same files load."""
+    checkpointer, (model, optimizer, scheduler, _) = saved_checkpoint(tmp_path / "run")
+    objects = fresh_objects()
+    epoch, history, tensors = checkpointer.load(*objects)
+    assert epoch == 1 and history == [{"epoch": 1}] and set(tensors) == {"weights"}
+    assert torch.equal(objects[0].weight, model.weight)
+    momentum = [o.state_dict()["state"][0]["momentum_buffer"] for o in (objects[1], optimizer)]
+    assert torch.equal(*momentum)
+    assert objects[2].last_epoch == scheduler.last_epoch == 1
+
+
+@pytest.mark.parametrize("missing", ["model.safetensors", "tensors.safetensors", "state.pt", "meta.json"])
+def test_an_incomplete_checkpoint_is_refused_naming_the_missing_file(tmp_path, missing):
+    from dcs_lib import DCSError
+
+    checkpointer, _ = saved_checkpoint(tmp_path / "run")
+    folder = tmp_path / "run" / "epoch-001"
+    (folder / missing).unlink()
+    before = contents(tmp_path / "run")
+    model, *rest = fresh_objects()
+    weight = model.weight.detach().clone()
+    with pytest.raises(DCSError, match=f"^checkpoint {re.escape(str(folder))} is incomplete: {missing} is missing$"):
+        checkpointer.load(model, *rest)
+    assert contents(tmp_path / "run") == before  # nothing written, nothing removed
+    assert torch.equal(model.weight, weight)  # nor anything loaded
+
+
+def test_a_checkpoint_with_corrupt_meta_json_is_refused_naming_it(tmp_path):
+    from dcs_lib import DCSError
+
+    checkpointer, _ = saved_checkpoint(tmp_path / "run")
+    meta = tmp_path / "run" / "epoch-001" / "meta.json"
+    meta.write_text('{"identity": {"run_id": "abc"')  # cut short, as by a full disk
+    before = contents(tmp_path / "run")
+    model, *rest = fresh_objects()
+    weight = model.weight.detach().clone()
+    with pytest.raises(DCSError, match=f"^checkpoint {re.escape(str(meta))} is corrupt: Expecting"):
+        checkpointer.load(model, *rest)
+    assert contents(tmp_path / "run") == before
+    assert torch.equal(model.weight, weight)
+
+
+@pytest.mark.parametrize("other", ["wider head", "another architecture"])
+def test_a_checkpoint_of_another_shape_is_refused_as_not_fitting(tmp_path, other):
+    from dcs_lib import DCSError
+
+    checkpointer, _ = saved_checkpoint(tmp_path / "run")
+    before = contents(tmp_path / "run")
+    model, optimizer, scheduler, scaler = fresh_objects(width=3)
+    if other == "another architecture":  # two layers, named 0.* and 1.*: not one key in common
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    problem = "size mismatch for weight" if other == "wider head" else 'Missing key.*"0.weight"'
+    weights = tmp_path / "run" / "epoch-001" / "model.safetensors"
+    pattern = rf"(?s)^checkpoint {re.escape(str(weights))} does not fit this model: .*{problem}"
+    rng = torch.get_rng_state()
+    with pytest.raises(DCSError, match=pattern) as refused:
+        checkpointer.load(model, optimizer, scheduler, scaler)
+    assert "\n" not in str(refused.value)  # one line, as every error the CLI prints
+    assert contents(tmp_path / "run") == before
+    # refused before the optimiser, scheduler and random generators were restored
+    assert optimizer.state_dict()["state"] == {} and scheduler.last_epoch == 0
+    assert torch.equal(torch.get_rng_state(), rng)

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -11,18 +10,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from dcs_lib import distributed, get_task
+from dcs_lib import distributed, get_task, weighting
 from dcs_lib.methods import RunConfig, Weighted, prepare_data, teacher_logits
 from dcs_lib.models import load_model, load_tokenizer
 from dcs_lib.train import fit, seed_everything
 
 from .conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OnCuda(torch.Tensor):
@@ -68,17 +61,60 @@ def test_collectives_put_tensors_where_the_backend_needs_them(monkeypatch, backe
     assert targets == ([torch.device("cuda", 1)] * 2 if backend == "nccl" else [])  # the current device
 
 
-def train_on_rank(rank: int, world_size: int, port: int, cfg: RunConfig, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        OMP_NUM_THREADS="1",
-    )
+def as_two_ranks(monkeypatch, theirs: torch.Tensor) -> None:
+    """Fake a world of two: this process, and a rank holding ``theirs``, whose checksum the fake collective
+    takes from check_identical itself, so the test does not restate how the checksum is made."""
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
+    sent = []
+    monkeypatch.setattr(dist, "all_reduce", lambda tensor, **kwargs: sent.append(tensor.clone()))
+    distributed.check_identical(theirs, "recording")
+    other = sent[0]
+
+    def all_reduce(tensor, op=dist.ReduceOp.SUM, group=None, async_op=False):
+        combine = {dist.ReduceOp.MIN: torch.minimum, dist.ReduceOp.MAX: torch.maximum}[op]
+        tensor.copy_(combine(tensor, other))
+
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+
+
+def test_check_identical_raises_naming_what_differs_between_ranks(monkeypatch):
+    weights = torch.tensor([0.5, 1.0, 1.5, 1.0])
+    as_two_ranks(monkeypatch, weights.clone())
+    distributed.check_identical(weights, "DCS sample weights")  # the same on both: silent
+    as_two_ranks(monkeypatch, weights + torch.tensor([0.0, 0.0, 0.0, 1e-3]))
+    with pytest.raises(RuntimeError, match="^DCS sample weights differ between ranks$"):
+        distributed.check_identical(weights, "DCS sample weights")
+    as_two_ranks(monkeypatch, weights - 0.25)  # the other rank the lower, as well as the higher
+    with pytest.raises(RuntimeError, match="^teacher logits differ between ranks$"):
+        distributed.check_identical(weights, "teacher logits")
+
+
+def test_check_identical_tells_which_examples_carry_the_weight(monkeypatch):
+    """Two ranks that agree on how many examples were discordant, not on which: same sum, same squares."""
+    ones = torch.ones(6)
+    mine = weighting.update_weights(ones, torch.tensor([True, True, False, False, False, False]))
+    theirs = weighting.update_weights(ones, torch.tensor([False, False, False, False, True, True]))
+    assert mine.sum() == pytest.approx(theirs.sum()) and not torch.equal(mine, theirs)
+    as_two_ranks(monkeypatch, theirs)
+    with pytest.raises(RuntimeError, match="differ between ranks"):
+        distributed.check_identical(mine, "DCS sample weights")
+
+
+def test_check_identical_calls_no_collective_in_one_process(monkeypatch):
+    calls = []
+    monkeypatch.setattr(dist, "all_reduce", lambda *args, **kwargs: calls.append(args))
+    distributed.check_identical(torch.tensor([1.0, 2.0]), "anything")
+    assert calls == []  # no process group: a collective would fail
+
+
+def train_on_rank(rank: int, world_size: int, cfg: RunConfig, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
-    distributed.setup()
+    # The ranks meet in a file rather than on a TCP port: a port found free and handed over can be
+    # taken by another process before rank 0 binds it. setup() then finds the group already joined.
+    dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=world_size)
+    assert distributed.setup() == distributed.World(rank, world_size, rank)
     task = get_task(cfg.task)
     tokenizer = load_tokenizer(cfg.model)
     data = prepare_data(cfg, task, tokenizer)
@@ -123,7 +159,7 @@ def test_every_rank_computes_the_same_dcs_weights(tiny_model, glue, tmp_path, so
         lam=2.0,
         disagreement_source=source,
     )
-    mp.spawn(train_on_rank, args=(2, free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(train_on_rank, args=(2, cfg, str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert torch.equal(rank0["teacher"], rank1["teacher"])
     assert torch.equal(rank0["weights"], rank1["weights"])
@@ -163,7 +199,7 @@ def test_torchrun_matches_a_single_process_within_noise(glue, tmp_path):
             "-m",
             "torch.distributed.run",
             "--nproc_per_node=2",
-            f"--master_port={free_port()}",
+            "--standalone",  # torchrun binds a port of the OS's choosing itself: no port to race for
             "-m",
             "dcs_lib",
             *common,

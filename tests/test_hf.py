@@ -237,12 +237,10 @@ torch.save({"weights": trainer.sample_weights, "seen": seen}, f"{out}/rank{train
 
 def test_two_processes_compute_the_same_weights(tiny_model, glue, tmp_path):
     """Under torchrun (two CPU processes, gloo): predictions gathered from both, 41 rows, same weights."""
-    from .test_distributed import free_port
-
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESSES)
     subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(script), tiny_model, str(glue), str(tmp_path)],
         check=True, capture_output=True, timeout=300, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )

@@ -213,6 +213,19 @@ def test_the_when_correlation_is_set_beside_what_the_shared_vanilla_run_gives_al
     assert shared_term_rho(when_frame(runs_frame(records, ("n_train",))))[1] < 0.05
 
 
+def test_an_undefined_when_correlation_is_not_set_beside_shuffles():
+    """DCS gains the same on every seed: no ρ, and no share of shuffles "above" it either."""
+    from dcs_lib.report import shared_term_rho, when_frame
+
+    records = []
+    for s, score in zip((1, 2, 3), (0.5, 0.75, 0.25)):
+        dcs = record("dcs", s, score + 0.25)
+        dcs["teacher"] = {"final": {"accuracy": 0.6 + 0.01 * s}}
+        records += [record("vanilla", s, score), dcs]
+    shuffled, above = shared_term_rho(when_frame(runs_frame(records, ("n_train",))))
+    assert np.isnan(shuffled) and np.isnan(above)
+
+
 def test_holm_is_taken_over_the_named_family_only():
     records = []
     for n_train in (4000, 1000):
@@ -305,3 +318,60 @@ def test_a_comparison_no_test_was_planned_for_shows_no_gain_only_its_interval():
     assert table.loc["kd - vanilla", "ci_low"] > 0 and table.loc["kd - vanilla", "p_perm"] == pytest.approx(2 / 64)
     assert table.loc["kd - vanilla", "reading"] == "descriptive: interval above 0, unadjusted p"
     assert table.loc["dcs - kd", "reading"] == "loss"  # a planned test keeps the protocol's word
+
+
+GPU = {"device": "cuda (NVIDIA H200)", "precision": "bfloat16"}
+CPU_BLOCK = "cpu, float32, torch 2.13.0"
+GPU_BLOCK = "cuda (NVIDIA H200), bfloat16, torch 2.13.0"
+
+
+def two_block_records() -> list[dict]:
+    """Vanilla and DCS, seeds 1-3, once on the CPU (DCS +1, +2, +3 points) and once on a GPU (-2, -4, -6).
+
+    Pooled, every seed would hold two runs of each method and nothing could be paired; paired
+    across blocks, the differences would be neither 2 nor -4 points on average.
+    """
+    records = []
+    for s in (1, 2, 3):
+        cpu_vanilla, gpu_vanilla = (0.80, 0.82, 0.81)[s - 1], (0.90, 0.88, 0.89)[s - 1]
+        records += [
+            record("vanilla", s, cpu_vanilla),
+            record("dcs", s, cpu_vanilla + 0.01 * s),
+            record("vanilla", s, gpu_vanilla, **GPU),
+            record("dcs", s, gpu_vanilla - 0.02 * s, **GPU),
+        ]
+    return records
+
+
+def test_a_report_of_two_blocks_gives_each_its_own_section_pairs_and_plot(tmp_path):
+    import pandas as pd
+
+    paths = write_report(two_block_records(), tmp_path)
+    text = paths["summary"].read_text()
+    assert "Paired differences skipped" not in text
+    sections = text.split("## Block ")[1:]
+    assert [s.splitlines()[0] for s in sections] == [
+        f"1: device, precision, torch: {CPU_BLOCK}",
+        f"2: device, precision, torch: {GPU_BLOCK}",
+    ]
+    row = "| sst2 | full | dcs - vanilla | own seed (2 ep) | 3 | {} |"
+    for section, mean, other in ((sections[0], "2.0", "-4.0"), (sections[1], "-4.0", "2.0")):
+        assert section.count(row.format(mean)) == 2  # last and best epoch
+        assert row.format(other) not in section
+        assert section.count("| sst2 | accuracy | full | ") == 2 and "| 6 |" not in section  # 3 runs a method
+
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert sorted(zip(summary["block"], summary["method"], summary["runs"])) == [
+        (CPU_BLOCK, "dcs", 3), (CPU_BLOCK, "vanilla", 3), (GPU_BLOCK, "dcs", 3), (GPU_BLOCK, "vanilla", 3),
+    ]  # fmt: skip
+    paired = pd.read_csv(tmp_path / "paired.csv")
+    assert set(paired["comparison"]) == {"dcs - vanilla"} and (paired["n"] == 3).all()
+    assert paired.groupby("block")["mean_diff"].agg(["min", "max"]).to_dict("index") == {
+        CPU_BLOCK: {"min": pytest.approx(2.0), "max": pytest.approx(2.0)},
+        GPU_BLOCK: {"min": pytest.approx(-4.0), "max": pytest.approx(-4.0)},
+    }
+
+    plots = paths["plots"]
+    assert plots[CPU_BLOCK] == tmp_path / "summary-1.png" and plots[GPU_BLOCK] == tmp_path / "summary-2.png"
+    assert sorted(p.name for p in tmp_path.glob("summary-*.png")) == ["summary-1.png", "summary-2.png"]
+    assert all(plots[block].stat().st_size > 1000 for block in (CPU_BLOCK, GPU_BLOCK))
