@@ -58,9 +58,9 @@ if importlib.util.find_spec("dcs_lib") is None:
 # | Notebook | What it teaches | Full run, 2-core CPU | Single GPU |
 # |---|---|---|---|
 # | `00_setup` | environment, data, model, the GLUE tasks | 0.3 min | about the same |
-# | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 3.4 min | a few minutes (not measured here) |
-# | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy: whether reweighting helps, and when it hurts; which SST-2 examples get up-weighted | 1.8 min | a few minutes (not measured here) |
-# | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper's and a converged peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 5.0 min | a few minutes (not measured here) |
+# | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 3.0 min | a few minutes (not measured here) |
+# | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy: whether reweighting helps, and when it hurts; which SST-2 examples get up-weighted | 1.7 min | a few minutes (not measured here) |
+# | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper's and a converged peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 4.9 min | a few minutes (not measured here) |
 # | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours; the study "when does DCS help?" | 1.1 min | about the same (it reads committed results) |
 # | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep, and the study's SST-2 cells; the speed benchmark | 1.0 min | about the same (it reads committed results) |
 #
@@ -70,11 +70,11 @@ if importlib.util.find_spec("dcs_lib") is None:
 # loads those and trains only the peer teacher and its two students. The times above are for that
 # order.
 #
-# <!-- from 01_kd_basics: 3.4 -->
+# <!-- from 01_kd_basics: 3.0 -->
 # <!-- from 04_glue_runs: 1.1 -->
 # <!-- from 05_ablations: 1.0 -->
-# <!-- from 02_sample_reweighting: 1.8 -->
-# <!-- from 03_dcs_end_to_end: 5.0 -->
+# <!-- from 02_sample_reweighting: 1.7 -->
+# <!-- from 03_dcs_end_to_end: 4.9 -->
 #
 # `DCS_CLASSROOM=1` gives a smaller but meaningful run (1,000 sentences, 3 epochs, float32 on a CPU): 01,
 # 02 and 03 took 2.3, 1.3 and 4.5 minutes on the same 2-core CPU, run in order (vanilla ends at 78.44 on

@@ -29,7 +29,7 @@
 # - what self-distillation does on a synthetic problem (seconds), and then on SST-2 with a real
 #   teacher and a real student (minutes).
 #
-# **Run time.** Full run: 3.4 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
+# **Run time.** Full run: 3.0 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`: 1,000 training examples, 3 epochs, float32)
 # took 2.3 minutes on the same CPU; `DCS_SMOKE=1` (what CI runs) under a minute. The outputs below come from one full run, top to
 # bottom in a fresh kernel, with `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE

@@ -30,7 +30,7 @@
 # - train a DCS student on SST-2 and look at which examples become discordant, how the weights and
 #   their effective sample size evolve, and the sentences that end up weighted most.
 #
-# **Run time.** Full run: 1.8 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
+# **Run time.** Full run: 1.7 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`) took 1.3 minutes on the same CPU in float32 (after 01), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast

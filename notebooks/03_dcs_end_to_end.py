@@ -29,7 +29,7 @@
 # - what the library's loop does about the device, mixed precision, padding and the teacher's
 #   logits, and how to plug in another model, your own data, or your own objective.
 #
-# **Run time.** Full run: 5.0 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
+# **Run time.** Full run: 4.9 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`) took 4.5 minutes on the same CPU in float32 (after 01 and 02: it trains a peer teacher and two students), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
