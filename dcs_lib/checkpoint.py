@@ -128,8 +128,10 @@ class Checkpointer:
             model.load_state_dict(weights)
         except RuntimeError as err:
             # torch's message is a heading, then one line per mismatch: keep the error on one line
-            lines = [line.strip() for line in str(err).strip().splitlines()]
-            detail = lines[1] + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "") if len(lines) > 1 else lines[0]
+            lines = [line.strip() for line in str(err).strip().splitlines()] or ["(no detail)"]
+            detail = lines[0]
+            if len(lines) > 1:
+                detail = lines[1] + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "")
             raise DCSError(f"checkpoint {path / 'model.safetensors'} does not fit this model: {detail}") from None
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

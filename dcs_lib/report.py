@@ -383,8 +383,10 @@ def shared_term_rho(pairs: pd.DataFrame, draws: int = 2000, seed: int = 0) -> tu
     Both axes subtract the same vanilla run: a vanilla run that happens to score low raises
     its points on both, so ρ comes out positive even if the teacher's score has nothing to
     do with DCS's gain. Shuffling the teachers' dev scores among the runs of each teacher
-    keeps that shared term and breaks any real link. Returns the median ρ over ``draws``
-    shuffles and the share of them at least as large as the observed ρ.
+    keeps that shared term and each teacher's average level, and breaks the link between a
+    seed's teacher score and that seed's runs. Returns the median ρ over ``draws`` shuffles
+    and the share of them at least as large as the observed ρ: what ρ would be from the
+    shared vanilla run and the teachers' levels alone, not a test of H4.
     """
     observed = stats.spearmanr(pairs["teacher_gap"], pairs["dcs_gain"]).statistic
     if not np.isfinite(observed):  # no spread on an axis: no ρ, so nothing to set beside it
@@ -451,8 +453,9 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
     Returns the figure's path and a table of Spearman's rank correlation per cell,
     descriptive only: points of one seed share a vanilla run, so they are not independent,
     and that shared run alone makes ρ positive; ``rho_shuffled`` and ``share_shuffled_above``
-    (:func:`shared_term_rho`) say how large ρ comes out from that alone. Refuses runs of
-    more than one block.
+    (:func:`shared_term_rho`) say how large ρ comes out from that and the teachers' levels,
+    and ``rho_teacher_dev`` is ρ against the teacher's own dev score, with no shared term.
+    Refuses runs of more than one block.
     """
     import matplotlib
 
@@ -480,8 +483,11 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
         ax.axvline(0, color="grey", lw=0.8)
         rho = stats.spearmanr(group["teacher_gap"], group["dcs_gain"]).statistic if len(group) > 2 else np.nan
         shuffled, above = shared_term_rho(group) if len(group) > 2 else (np.nan, np.nan)
+        own = (stats.spearmanr(group["teacher_gap"] + group["vanilla"], group["dcs_gain"]).statistic
+               if len(group) > 2 else np.nan)  # fmt: skip
         correlations.append({"cell": panel, "pairs": len(group), "spearman_rho": round(float(rho), 2),
-                             "rho_shuffled": round(shuffled, 2), "share_shuffled_above": round(above, 2)})  # fmt: skip
+                             "rho_shuffled": round(shuffled, 2), "share_shuffled_above": round(above, 2),
+                             "rho_teacher_dev": round(float(own), 2)})  # fmt: skip
         ax.set(
             xlabel="teacher − vanilla, dev (points)",
             ylabel=f"DCS − vanilla, dev, {'last' if column == 'final' else 'best'} epoch (points)",
@@ -610,13 +616,17 @@ def reading(row, level: float = 0.05) -> str:
 
     A gain or a loss needs the 95% t-interval clear of 0 and the permutation p-value below
     ``level``, Holm-adjusted where the row has ``p_holm``; anything else is "no difference
-    detected", with the difference the pairs could have detected (not "no effect").
+    detected", with the difference the pairs could have detected (not "no effect"), or, where
+    the pairs are too few for the exact sign-flip p ever to fall below ``level``, says so.
     """
     p = row["p_perm"] if pd.isna(row.get("p_holm", np.nan)) else row["p_holm"]
     if p < level and row["ci_low"] > 0:
         return "gain"
     if p < level and row["ci_high"] < 0:
         return "loss"
+    n = row.get("n")
+    if n is not None and not pd.isna(n) and 2.0 ** (1 - n) >= level:  # its smallest p: 2 of the 2^n sign patterns
+        return f"no difference detected ({int(n)} pairs: p cannot fall below {2.0 ** (1 - n):.3g})"
     if pd.isna(row["mde80"]):
         return "no difference detected (no MDE: too few pairs, or no spread)"
     return f"no difference detected (MDE {row['mde80']:.2f})"
@@ -683,8 +693,10 @@ def write_report(
             sections.append(
                 "\nDCS − vanilla against teacher − vanilla (last epoch; " + when.name + "), Spearman's ρ per cell. "
                 "Both axes subtract the same vanilla run, which alone makes ρ positive: `rho_shuffled` is the "
-                "median ρ with the teachers' dev scores shuffled among the runs of each teacher, "
-                "`share_shuffled_above` the share of 2,000 shuffles with ρ at least the observed:\n"
+                "median ρ with the teachers' dev scores shuffled among the runs of each teacher (the shared run "
+                "and each teacher's level kept, the seed-level link broken), `share_shuffled_above` the share "
+                "of 2,000 shuffles with ρ at least the observed, `rho_teacher_dev` ρ against the teacher's own "
+                "dev score (no shared term); all descriptive:\n"
             )
             sections.append(markdown(rho))
     (out / "summary.md").write_text("\n".join(sections) + "\n" + skipped)

@@ -39,18 +39,23 @@ def study_results(results: Path):
     planned = {run_id(c) for c in configs}
     twice = [i for i, count in Counter(r["run_id"] for r in records).items() if count > 1]
     unplanned = [r["run_id"] for r in records if r["run_id"] not in planned]
-    if twice or unplanned:
-        raise DCSError(
-            f"{study}: " + "; ".join(
-                [*([f"run(s) recorded twice: {', '.join(twice)}"] if twice else []),
-                 *([f"run(s) none of {', '.join(STUDY_GRIDS)} plans: {', '.join(unplanned)}"] if unplanned else [])]
-            )
-        )  # fmt: skip
+    problems = []
+    if twice:
+        problems.append(f"run(s) recorded twice: {', '.join(twice)}")
+    if unplanned:
+        problems.append(f"run(s) none of {', '.join(STUDY_GRIDS)} plans: {', '.join(unplanned)}")
+    if problems:
+        raise DCSError(f"{study}: {'; '.join(problems)}")
     blocks = Counter(map(setup_of, records))
     if len(blocks) > 1:
-        usual = blocks.most_common(1)[0][0]
-        odd = [f"{r['run_id']} ({', '.join(f'{k} {v}' for k, v in setup_of(r) if (k, v) not in usual)})"
-               for r in records if setup_of(r) != usual]  # fmt: skip
+        usual = dict(blocks.most_common(1)[0][0])  # the set-up most runs share
+        odd = []
+        for r in records:
+            setup = dict(setup_of(r))
+            if setup != usual:
+                keys = sorted(usual.keys() | setup.keys())
+                differs = [f"{k} {setup.get(k, 'missing')}" for k in keys if setup.get(k) != usual.get(k)]
+                odd.append(f"{r['run_id']} ({', '.join(differs)})")
         raise DCSError(f"{study}: the study's runs must share one set-up; these differ from the rest: {'; '.join(odd)}")
     return records, configs
 

@@ -119,8 +119,8 @@ def teacher_key(cfg, train_set) -> str:
     )
     if cfg.fused_adamw:  # only when set, so that the keys of existing caches stay what they were
         described["fused_adamw"] = True
-    if cfg.n_dev is not None:  # the record's dev score is on this many dev examples; full dev sets keep their keys
-        described["n_dev"] = cfg.n_dev
+    if cfg.n_dev is not None:  # the record's dev score is on this dev subset (methods.prepare_data draws it)
+        described["dev_subset"] = [cfg.n_dev, cfg.seed if cfg.data_seed is None else cfg.data_seed]
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -90,13 +90,14 @@ def test_check_identical_raises_naming_what_differs_between_ranks(monkeypatch):
         distributed.check_identical(weights, "teacher logits")
 
 
-def test_check_identical_tells_which_examples_carry_the_weight(monkeypatch):
+@pytest.mark.parametrize("theirs", [(4, 5), (1, 2)])  # a position-weighted sum would miss the second
+def test_check_identical_tells_which_examples_carry_the_weight(monkeypatch, theirs):
     """Two ranks that agree on how many examples were discordant, not on which: same sum, same squares."""
     ones = torch.ones(6)
-    mine = weighting.update_weights(ones, torch.tensor([True, True, False, False, False, False]))
-    theirs = weighting.update_weights(ones, torch.tensor([False, False, False, False, True, True]))
-    assert mine.sum() == pytest.approx(theirs.sum()) and not torch.equal(mine, theirs)
-    as_two_ranks(monkeypatch, theirs)
+    mine = weighting.update_weights(ones, torch.tensor([i in (0, 3) for i in range(6)]))
+    other = weighting.update_weights(ones, torch.tensor([i in theirs for i in range(6)]))
+    assert mine.sum() == pytest.approx(other.sum()) and not torch.equal(mine, other)
+    as_two_ranks(monkeypatch, other)
     with pytest.raises(RuntimeError, match="differ between ranks"):
         distributed.check_identical(mine, "DCS sample weights")
 

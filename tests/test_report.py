@@ -82,6 +82,9 @@ def test_a_reading_needs_the_interval_and_the_adjusted_p():
     assert reading(row | {"ci_low": -0.1}) == "no difference detected (MDE 0.40)"
     assert reading(row | {"p_holm": float("nan")}) == "gain"  # no family: the permutation p itself
     assert reading(row | {"ci_low": -0.1, "mde80": float("nan")}) == "no difference detected (no MDE: too few pairs, or no spread)"
+    # five pairs: the exact sign-flip p is at least 2 / 32, whatever the t-test's MDE says
+    assert reading(row | {"ci_low": -0.1, "n": 5}) == "no difference detected (5 pairs: p cannot fall below 0.0625)"
+    assert reading(row | {"ci_low": -0.1, "n": 6}) == "no difference detected (MDE 0.40)"
 
 
 def test_holm_matches_the_step_down_rule():
@@ -153,7 +156,7 @@ def test_comparisons_pair_kd_and_dcs_with_the_same_teacher(tmp_path):
     # DCS ahead of KD by 0.6-1.0 points on every seed, the interval clear of 0, yet 5 pairs cannot
     # give p below 2 / 2^5: the protocol's words say so
     assert rows[("dcs - kd", "peer (5 ep)")].ci_low > 0 and rows[("dcs - kd", "peer (5 ep)")].p_perm == pytest.approx(0.0625, abs=1e-3)
-    assert rows[("dcs - kd", "peer (5 ep)")].reading.startswith("no difference detected (MDE ")
+    assert rows[("dcs - kd", "peer (5 ep)")].reading == "no difference detected (5 pairs: p cannot fall below 0.0625)"
     tested = table["comparison"] != "kd - vanilla"
     assert list(table.loc[tested, "reading"]) == [reading(row) for _, row in table[tested].iterrows()]
     unplanned = {"gain": "interval above 0, unadjusted p", "loss": "interval below 0, unadjusted p"}

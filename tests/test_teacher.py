@@ -162,6 +162,14 @@ def test_a_teacher_scored_on_another_dev_subset_is_not_reused(tiny, small_train_
     """The logits do not depend on the dev set, but the teacher's recorded dev score does."""
     keys = {n: teacher_key(dataclasses.replace(tiny, n_dev=n), small_train_set) for n in (None, 16, 32)}
     assert len(set(keys.values())) == 3
+    # one peer teacher (seed 3) for students of seeds 1 and 2: their dev subsets differ unless data_seed fixes it
+    peer = dataclasses.replace(tiny, teacher_seed=3, n_dev=16, data_seed=None)
+    one, two = (teacher_key(dataclasses.replace(peer, seed=s), small_train_set) for s in (1, 2))
+    assert one != two
+    fixed = dataclasses.replace(peer, data_seed=0)
+    assert teacher_key(dataclasses.replace(fixed, seed=1), small_train_set) == teacher_key(
+        dataclasses.replace(fixed, seed=2), small_train_set
+    )
 
 
 def test_an_in_memory_teacher_says_it_was_cached(tiny, prepared, monkeypatch):
