@@ -33,7 +33,7 @@
 #   say more.
 #
 #
-# **Run time.** Full run: 1.1 min on a 2-core CPU (a cloud vCPU with AMX); it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 1.0 min on a 2-core CPU (a cloud vCPU with AMX); it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
@@ -407,7 +407,8 @@ display(paired[paired.block.str.startswith("CPU") & paired.task.isin(["cola", "m
 # ## 3. Discussion
 #
 # The next cell writes down what the paired comparisons support, from the table above; the
-# paragraphs after it say why, most likely, and what the runs cannot show.
+# paragraphs after it give a plausible reason, which section 4 puts to a test, and say what the runs
+# cannot show.
 
 # %%
 def row(comparison, task, epoch, main_only=True):
@@ -471,7 +472,7 @@ assert sorted(excluding) == [("dcs - vanilla", "mrpc", "best", "CPU float32, tor
 # CPU (the table above; notebook 05 looks closer). That is why nothing here pairs a GPU run with a
 # CPU run, and why the four-task mean above is only descriptive.
 #
-# **Why DCS does not help here, most likely: the teacher is weaker than the student it teaches.**
+# **A plausible reason why DCS does not help here: the teacher is weaker than the student it teaches.**
 # After its 2 epochs the teacher scores below the vanilla student's best epoch on every task (the
 # teacher table above). The protocol gives the student 5 epochs (chosen on the holdout) and keeps the
 # teacher at 2, so by the end the student is distilling from, and being reweighted by, a model worse
@@ -659,10 +660,13 @@ else:
 # student; points above the horizontal line are seeds where DCS beat vanilla. Spearman's rank
 # correlation per cell is printed beside it, descriptive only, and it is **positive by
 # construction**: both axes subtract the same vanilla run, so a vanilla run that happens to score
-# low moves its point up and to the right at once. `rho_shuffled` is what ρ comes out as from that
-# alone (the median over 2,000 shuffles of the teachers' dev scores among the runs of each teacher)
-# and `share_shuffled_above` the share of shuffles at least as large as the observed ρ: a ρ means
-# something for H4 only where it stands clear of its shuffles (addendum A3).
+# low moves its point up and to the right at once. `rho_shuffled` is the median ρ over 2,000
+# shuffles of the teachers' dev scores among the runs of each teacher, which keep that shared run
+# and each teacher's average level and break only the link between a seed's teacher and its runs;
+# `share_shuffled_above` is the share of shuffles at least as large as the observed ρ; and
+# `rho_teacher_dev` is ρ against the teacher's own dev score, with no shared term. All three are
+# descriptive (addendum A3): a ρ near its shuffles, or a small ρ against the teacher's own score,
+# gives H4 no support.
 
 # %%
 from IPython.display import Image
@@ -688,18 +692,18 @@ if not pairs.empty:
                  dcs_gain=("dcs_gain", "mean")).round(2))
 
 # %% [markdown]
-# **What the complete SST-2 cell shows, and what it does not.** The gains do not rise with the
-# teacher's gap to the student. The out-of-fold teacher, 1.54 points below vanilla on dev, leaves
-# DCS 0.41 points behind vanilla; the paper's 2-epoch teacher, 0.79 below, puts it 0.53 ahead (KD
-# with it 0.63); the peer, level with vanilla (a gap of 0.00: it *is* the vanilla run of the next
-# seed), leaves DCS 0.10 behind. So "DCS would help if only its teacher were as good as the
-# student", the reading of section 3, fails where the teacher is as good as the student. The
-# correlation in the figure, 0.31, sits where its shuffles put it (median 0.25, and 0.26 of them
-# reach it): the vanilla run both axes share, not the teacher, makes it positive. What this cell
-# cannot say: whether a teacher clearly *better* than the student helps (none of the three is;
-# addendum A1's larger teacher asks that), or whether any of these differences, all within the
-# intervals of the table above, is more than noise. The MRPC rows are a progress report until they
-# hold 10 pairs.
+# **What the complete SST-2 cell shows, and what it does not.** The mean gains do not rise with
+# the teacher's gap to the student. The out-of-fold teacher, 1.54 points below vanilla on dev,
+# leaves DCS 0.41 points behind vanilla; the paper's 2-epoch teacher, 0.79 below, puts it 0.53 ahead
+# (KD with it 0.63); the peer, level with vanilla (a gap of 0.00: it *is* the vanilla run of the next
+# seed), leaves DCS 0.10 behind. So the reading of section 3, "DCS would help if only its teacher
+# were as good as the student", finds no support where the teacher is as good as the student. These
+# are point estimates: the protocol planned no test between teachers, and the differences between
+# them are within the noise of the table above. The correlation in the figure, 0.31, is near what
+# its shuffles give (median 0.25; 0.26 of them reach it), and against the teacher's own dev score ρ
+# is 0.08. What this cell cannot say: whether a teacher clearly *better* than the student helps
+# (none of the three is; addendum A1's larger teacher asks that). The MRPC rows are a progress
+# report until they hold 10 pairs.
 
 # %% [markdown]
 # ## 5. The mechanics: a grid of two runs
@@ -760,15 +764,15 @@ display(summary(runs_frame(demo)).drop(columns="block"))
 #   task; DCS concentrates its weight on examples chosen by disagreement with that weaker model.
 # - "When does DCS help?" is the study's question: one device, three kinds of teacher, 10 seeds,
 #   analysis fixed in advance. Its first required cell, SST-2 with 4,000 examples, is complete, and
-#   its readings are final (every unadjusted p is at least 0.05; Holm only raises it): with none of
-#   the three teachers is DCS detectably better or worse than vanilla by the protocol's rule, nor
-#   than KD with the same teacher. The paper's 2-epoch teacher comes closest (DCS − vanilla +0.53
+#   its readings are final (every DCS row's unadjusted p is at least 0.05; Holm only raises it):
+#   with none of the three teachers is DCS detectably better or worse than vanilla by the
+#   protocol's rule, nor than KD with the same teacher. The paper's 2-epoch teacher comes closest (DCS − vanilla +0.53
 #   points [+0.02, +1.04], Holm p = 0.328 so far); KD with that teacher lands as far from vanilla
 #   (no test planned for it), and DCS − KD contains 0: nothing the reweighting (with DCS's plain
-#   first epoch) adds to distillation is detected, and its interval excludes a gain above 0.24. A
-#   teacher level with the student (the peer) helps DCS no more than the weaker 2-epoch one, so the
-#   "weaker teacher" reading of section 3 does not hold there. MRPC is running; the study's answer
-#   waits until it is complete.
+#   first epoch) adds to distillation is detected (its 95% interval, uncorrected, reaches 0.24).
+#   With a teacher level with the student (the peer), DCS is not ahead of DCS with the weaker
+#   2-epoch teacher (point estimates, no planned test), so the "weaker teacher" reading of section 3
+#   finds no support there. MRPC is running; the study's answer waits until it is complete.
 #
 # <!-- constants: 2.11 2.13 (torch versions) 2.34 2.56 (the paper) 0.0625 (2 / 2^5) 10 0.05 (the protocol) -->
 #
