@@ -47,7 +47,8 @@ HELP = {
     "teacher_epochs": "epochs of plain fine-tuning for the teacher (0: the untrained checkpoint; "
     "the student's --epochs with another --teacher-seed: a converged peer teacher)",
     "teacher_seed": "seed of the teacher (default: the student's --seed; a vanilla run of seed S "
-    "leaves its logits cached as the teacher with --teacher-seed S --teacher-epochs its epochs)",
+    "leaves its logits cached as the teacher with --teacher-seed S --teacher-epochs its epochs, on the full dev "
+    "set or with --data-seed fixed, so that the teacher's dev score is on the student's dev set)",
     "teacher_model": "hub id or local folder of the teacher's checkpoint, or bundled-mpnet (all-mpnet-base-v2, "
     "the project's extra [mpnet]) (default: the student's --model)",
     "teacher_folds": "K >= 2: out-of-fold teacher, K teachers each trained on the other folds, so every "

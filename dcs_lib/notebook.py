@@ -132,8 +132,17 @@ def store_run(record: dict, cfg, results_dir) -> Path:
 
     path = Path(results_dir) / f"{cfg.method}-{run_id(cfg)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({k: v for k, v in record.items() if k != "cached"}, sort_keys=True) + "\n")
+    path.write_text(json.dumps(shareable(record), sort_keys=True) + "\n")
     return path
+
+
+def shareable(record: dict) -> dict:
+    """``record`` as the notebooks save it: without ``cached`` (how this session got it) and without the
+    reader's own data folder in its config (``data_dir``: where the files are, not what the run was)."""
+    out = {k: v for k, v in record.items() if k != "cached"}
+    if "config" in out:
+        out["config"] = {**out["config"], "data_dir": None}
+    return out
 
 
 def widgets_or_none():

@@ -407,7 +407,7 @@ print(f"teacher disagrees with the gold label on {(~teacher_right).float().mean(
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from dcs_lib.notebook import cached_run
+from dcs_lib.notebook import cached_run, shareable
 
 
 def log_epoch(method):
@@ -425,8 +425,7 @@ for method in ("vanilla", "kd"):
     print(f"{method}: {'loaded from the run cache' if records[-1]['cached'] else 'trained now'}")
 
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
-RESULTS.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "cached"}, sort_keys=True) + "\n"
-                           for r in records))
+RESULTS.write_text("".join(json.dumps(shareable(r), sort_keys=True) + "\n" for r in records))
 print("records saved to", RESULTS.relative_to(RUNS.parent.parent))
 
 # %%

@@ -590,7 +590,7 @@ if updates:
 # %%
 # NBVAL_IGNORE_OUTPUT
 from dcs_lib.methods import best_epoch, versions
-from dcs_lib.notebook import store_run
+from dcs_lib.notebook import shareable, store_run
 from dcs_lib.teacher import precision
 
 record = {"task": task.name, "method": "dcs", "seed": cfg.seed, "config": dataclasses.asdict(cfg),
@@ -602,7 +602,7 @@ record = {"task": task.name, "method": "dcs", "seed": cfg.seed, "config": datacl
           "versions": versions()}
 store_run(record, cfg, RUN_CACHE)  # notebook 03 loads this run instead of training it again
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
-RESULTS.write_text(json.dumps({**record, "discordant": discordant_table.to_dict("records"),
+RESULTS.write_text(json.dumps({**shareable(record), "discordant": discordant_table.to_dict("records"),
                                "final_weights": [round(v, 5) for v in final.tolist()]}, sort_keys=True) + "\n")
 print("record saved to", RESULTS.relative_to(RUNS.parent.parent), "and to the run cache")
 

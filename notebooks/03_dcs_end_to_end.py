@@ -185,7 +185,7 @@ import pandas as pd
 
 from dcs_lib.methods import RunConfig, prepare_data, teacher_logits
 from dcs_lib.models import load_tokenizer
-from dcs_lib.notebook import cached_run
+from dcs_lib.notebook import cached_run, shareable
 
 base = RunConfig(**COURSE_TASK, **SIZES, seed=SEED, data_dir=DATA_DIR)
 task = base.validate()
@@ -241,8 +241,8 @@ for name, change in RUNS_TO_COMPARE.items():
     print(f"{name}: {'loaded from the run cache' if records[name]['cached'] else 'trained now'}")
 
 RESULTS.parent.mkdir(parents=True, exist_ok=True)
-RESULTS.write_text("".join(json.dumps({"name": name, **{k: v for k, v in r.items() if k != "cached"}}, sort_keys=True)
-                           + "\n" for name, r in [("peer-teacher", peer_run), *records.items()]))
+RESULTS.write_text("".join(json.dumps({"name": name, **shareable(r)}, sort_keys=True) + "\n"
+                           for name, r in [("peer-teacher", peer_run), *records.items()]))
 print("records saved to", RESULTS.relative_to(RUNS.parent.parent))
 
 # %% [markdown]

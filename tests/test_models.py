@@ -1,6 +1,6 @@
 """Model sources: the optional MPNet teacher, assembled from a split zip.
 
-The real pieces (``dcs-tutorial[mpnet]``, about 400 MB) are never a test dependency:
+The real pieces (the project's extra ``[mpnet]``, about 400 MB) are never a test dependency:
 these tests split a zip of the tiny test model into five pieces the same way and
 point :func:`dcs_lib.models.mpnet_parts` at them.
 """
@@ -88,5 +88,5 @@ def test_missing_packages_are_named_with_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     with pytest.raises(DCSError) as err:
         models.mpnet_parts()
-    assert models.MPNET_PARTS[3] in str(err.value) and 'pip install "dcs-tutorial[mpnet]"' in str(err.value)
+    assert models.MPNET_PARTS[3] in str(err.value) and 'pip install -e ".[mpnet]"' in str(err.value)
     assert models.MPNET_PARTS[0] not in str(err.value)

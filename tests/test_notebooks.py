@@ -220,3 +220,18 @@ def test_full_mode_trains_in_float32_on_a_cpu_without_bf16(monkeypatch, capsys):
     monkeypatch.setattr(train, "cpu_supports_bf16", lambda: True)
     assert course_sizes("full") == COURSE_MODES["full"] and COURSE_MODES["full"]["amp"] == "bf16"
     assert course_sizes("smoke") == COURSE_MODES["smoke"]
+
+
+def test_the_saved_notebook_records_hold_no_data_folder():
+    """The course's raw records name the run, not where the reader keeps glue_data (notebook.shareable)."""
+    from dcs_lib.notebook import shareable
+
+    saved = sorted((ROOT / "data" / "results" / "notebooks").glob("*.jsonl"))
+    assert saved
+    for path in saved:
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            assert record["config"]["data_dir"] is None and "cached" not in record, path.name
+    record = {"cached": True, "config": {"data_dir": "../glue_data", "seed": 1}, "final": {}}
+    assert shareable(record) == {"config": {"data_dir": None, "seed": 1}, "final": {}}
+    assert record["config"]["data_dir"] == "../glue_data"  # the run's own record is left as it was
