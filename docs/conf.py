@@ -132,6 +132,8 @@ def write_index(app, exception) -> None:
     if exception is None and app.builder.name == "html":
         Path(app.outdir, "index.html").write_text(
             '<!DOCTYPE html><meta charset="utf-8"><title>DCS tutorial</title>'
+            # its own icon, or the browser asks for /favicon.ico, which the site does not have
+            '<link rel="icon" href="_static/favicon.svg">'
             '<meta http-equiv="refresh" content="0; url=README.html"><a href="README.html">DCS tutorial</a>\n'
         )
 
