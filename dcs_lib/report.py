@@ -481,10 +481,11 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
             ax.plot(runs["teacher_gap"], runs["dcs_gain"], markers[teacher], label=teacher, alpha=0.8)
         ax.axhline(0, color="grey", lw=0.8)
         ax.axvline(0, color="grey", lw=0.8)
-        rho = stats.spearmanr(group["teacher_gap"], group["dcs_gain"]).statistic if len(group) > 2 else np.nan
-        shuffled, above = shared_term_rho(group) if len(group) > 2 else (np.nan, np.nan)
-        own = (stats.spearmanr(group["teacher_gap"] + group["vanilla"], group["dcs_gain"]).statistic
-               if len(group) > 2 else np.nan)  # fmt: skip
+        rho, shuffled, above, own = np.nan, np.nan, np.nan, np.nan
+        if len(group) > 2:
+            rho = stats.spearmanr(group["teacher_gap"], group["dcs_gain"]).statistic
+            shuffled, above = shared_term_rho(group)
+            own = stats.spearmanr(group["teacher_gap"] + group["vanilla"], group["dcs_gain"]).statistic
         correlations.append({"cell": panel, "pairs": len(group), "spearman_rho": round(float(rho), 2),
                              "rho_shuffled": round(shuffled, 2), "share_shuffled_above": round(above, 2),
                              "rho_teacher_dev": round(float(own), 2)})  # fmt: skip

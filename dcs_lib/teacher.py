@@ -27,8 +27,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -232,8 +232,11 @@ def _store(key: str, path: Path | None, logits: torch.Tensor, record: dict, extr
     _CACHE[key] = (logits, record)
     if path is not None and distributed.world().is_main:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A name no other writer uses: grid shards share a cache folder and may write the same teacher at once.
-        tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        # A name no other writer uses (as experiments.append_record does): grid shards share a cache folder
+        # and may write the same teacher at once.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(tmp)
         try:
             save_file({"logits": logits.contiguous(), **(extra or {})}, tmp, metadata={"record": json.dumps(record)})
             os.replace(tmp, path)
