@@ -190,7 +190,7 @@ def teacher_logits(cfg, task: Task, data, tokenizer, cache_dir="runs/cache", pro
             record = json.loads(f.metadata()["record"])
         record["cached"] = True
         _CACHE[key] = (tensors["logits"], record)
-        return _CACHE[key]
+        return tensors["logits"], dict(record)  # a copy: what the caller adds stays out of the cache
 
     start = time.perf_counter()
     tcfg = teacher_config(cfg)
@@ -225,7 +225,7 @@ def teacher_logits(cfg, task: Task, data, tokenizer, cache_dir="runs/cache", pro
     record.update(describe, train=scores(task, logits, train_set["label"]), wall_s=time.perf_counter() - start)
     record["cached"] = False
     _store(key, path, logits, record, tensors)
-    return _CACHE[key]
+    return logits, dict(record)
 
 
 def _store(key: str, path: Path | None, logits: torch.Tensor, record: dict, extra: dict | None = None) -> None:

