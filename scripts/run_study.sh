@@ -17,9 +17,15 @@ STUDY=$ROOT/data/results/study
 : "${DCS_GLUE_DIR:?set DCS_GLUE_DIR to a glue_data folder}"
 export DCS_GLUE_DIR=$(cd "$DCS_GLUE_DIR" && pwd)  # read from the environment, so no machine path enters the records
 PY=${PY:-$ROOT/.venv/bin/python}
-COMMIT=$(git log --diff-filter=A --format=%H -- data/results/study/PROTOCOL.md | tail -1)
 CODE=$ROOT/runs/study-code
 if [ ! -d "$CODE" ]; then
+    # In a shallow clone the oldest commit held would pass for the one that added the protocol.
+    if [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+        echo "this clone is shallow: the study runs the library as of the protocol's commit;" \
+            "fetch the history first (git fetch --unshallow)" >&2
+        exit 2
+    fi
+    COMMIT=$(git log --diff-filter=A --format=%H -- data/results/study/PROTOCOL.md | tail -1)
     git worktree prune
     git worktree add --detach "$CODE" "$COMMIT"
 fi
