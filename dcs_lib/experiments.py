@@ -49,6 +49,7 @@ from .checkpoint import Checkpointer
 from .errors import DCSError
 from .methods import RunConfig, prepare_data, run, run_id
 from .models import load_tokenizer
+from .train import pick_device
 from .teacher import TEACHER_FIELDS, teacher_model, teacher_seed
 
 # ---------------------------------------------------------------- the results file
@@ -212,14 +213,26 @@ def pending(
 ) -> Iterator[tuple[int, RunConfig, bool]]:
     """(position, config, already_done) for each config, checking the results file as it is now.
 
-    Runs found in any of the files ``done_in`` count as done too.
+    Runs found in any of the files ``done_in`` count as done too, but only where they ran on
+    the device type and in the precision the config runs in here: a run id leaves the device
+    out, and with ``amp="auto"`` the same config trains in float32 on a CPU and in bf16 on
+    CUDA, two blocks a report never pools. A grid continued on another machine runs its
+    whole block there.
     """
+    from .report import precision_of
+    from .teacher import precision
+
     files = [Path(f) for f in done_in] + ([Path(results)] if Path(results).exists() else [])
-    done = {r.get("run_id") for r in load_results(files)}
+    done = {
+        (r.get("run_id"), str(r["device"]).split(":")[0], precision_of(r)) if "device" in r else (r.get("run_id"),)
+        for r in load_results(files)
+    }
     seen = set()
     for i, cfg in enumerate(configs):
         rid = run_id(cfg)
-        yield i, cfg, rid in done or rid in seen
+        device = pick_device(cfg.device)
+        here = (rid, device.type, precision(device, cfg.amp))
+        yield i, cfg, here in done or (rid,) in done or rid in seen
         seen.add(rid)
 
 

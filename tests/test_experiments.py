@@ -1,5 +1,7 @@
 """Results files, grids that resume, and reports."""
 
+import dataclasses
+
 import pytest
 
 from dcs_lib import DCSError
@@ -16,6 +18,7 @@ from dcs_lib.experiments import (
 )
 from dcs_lib.methods import RunConfig
 from dcs_lib.report import choose_schedule, paired_difference, runs_frame, summary, write_report
+from dcs_lib.train import cpu_supports_bf16
 
 
 def fake_record(task="rte", method="dcs", seed=1, best=0.6, final=0.55):
@@ -185,3 +188,21 @@ def test_runs_in_other_results_files_count_as_done(tmp_path):
     flags = [done for _, _, done in pending(configs, tmp_path / "new.jsonl", [earlier])]
     assert flags == [False, True, False]
     assert [done for _, _, done in pending(configs, tmp_path / "new.jsonl")] == [False, False, False]
+
+
+def test_a_run_recorded_on_another_device_or_precision_is_not_done_here(tmp_path):
+    """A run id leaves the device out: a GPU bf16 record must not stand in for this CPU's float32 run."""
+    cfg = RunConfig(seed=1)  # amp "auto": float32 on this CPU
+    results = tmp_path / "runs.jsonl"
+    record = {**fake_record(seed=1), "run_id": run_id(cfg)}
+    append_record(results, {**record, "device": "cuda:0", "precision": "bfloat16"})
+    assert [done for _, _, done in pending([cfg], results)] == [False]
+    if cpu_supports_bf16():
+        bf16 = dataclasses.replace(cfg, amp="bf16")  # asked for by name: bf16 on this CPU too (another run id)
+        append_record(results, {**record, "run_id": run_id(bf16), "device": "cpu", "precision": "bfloat16"})
+        assert [done for _, _, done in pending([bf16], results)] == [True]
+    append_record(results, {**record, "device": "cpu", "config": {"amp": "auto"}})  # before precision was recorded
+    assert [done for _, _, done in pending([cfg], results)] == [True]
+    legacy = tmp_path / "legacy.jsonl"  # records that do not say where they ran count wherever the grid runs
+    append_record(legacy, record)
+    assert [done for _, _, done in pending([cfg], legacy)] == [True]
