@@ -25,8 +25,9 @@ def squared_error(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
     """T^2 * KL(teacher || student) on temperature-softened distributions -> (batch,).
 
-    Multiplying by T^2 keeps the gradient's size independent of T (Hinton et al., 2015),
-    so changing T does not silently change the balance with the cross-entropy term.
+    Softening by T shrinks this term's gradients by about 1/T^2 once T is large; multiplying
+    by T^2 (Hinton et al., 2015) keeps their size roughly the same as T changes, so that the
+    balance with the cross-entropy term does not silently move (exactly only as T grows).
     """
     t = temperature
     log_p_student = F.log_softmax(student_logits.float() / t, dim=-1)

@@ -388,9 +388,11 @@ def fit(
                 if cfg.max_grad_norm:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                scale = scaler.get_scale() if scaler.is_enabled() else None
                 scaler.step(optimizer)
                 scaler.update()
-                scheduler.step()
+                if scale is None or scaler.get_scale() >= scale:  # fp16: no schedule step for a skipped update
+                    scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             if step % 10 == 0 and count:
                 bar.set_postfix(loss=f"{total / count:.4f}")
