@@ -35,7 +35,7 @@ PAPER_VS_OURS = r"""
 | The student starts again from the pretrained checkpoint | the paper |
 | Weights of examples where student and teacher disagree are raised, AdaBoost-style | the paper |
 | Loss $\alpha\,\mathrm{CE} + (1-\alpha)\,T^2\,\mathrm{KL}(p_\text{teacher}\,\|\,p_\text{student})$ | the paper |
-| Teacher trained for 2 epochs | our reading |
+| Teacher trained for 2 epochs, from the student's own seed (the same head initialisation and batch order) | our reading |
 | The student's first epoch is plain CE (no teacher, no weights) | our reading |
 | "Disagree" = the predicted classes differ (regression: scores differ by more than 0.5) | our reading |
 | Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |

@@ -125,7 +125,8 @@ def sweep(cfg: ToyConfig | None = None, teacher_epochs=(1, 4, 16, 64), seeds=ran
     rows = []
     for seed in seeds:
         x, y, x_test, y_test = make_data(cfg, seed)
-        vanilla = accuracy(train(make_model(cfg, seed), x, y, cfg, cfg.epochs, seed), x_test, y_test)
+        # every student starts from the same initialisation (seed + 1000), the teacher from another
+        vanilla = accuracy(train(make_model(cfg, seed + 1000), x, y, cfg, cfg.epochs, seed), x_test, y_test)
         for budget in teacher_epochs:
             teacher = train(make_model(cfg, seed), x, y, cfg, budget, seed) if budget else make_model(cfg, seed)
             with torch.no_grad():

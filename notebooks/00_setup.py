@@ -17,6 +17,7 @@
 # # 00 · Setup: the course, the environment, the data
 #
 # [Open in Colab](https://colab.research.google.com/github/OWNER/dcs-tutorial/blob/main/notebooks/00_setup.ipynb)
+# (in this link and in the install cell below, replace `OWNER` with the account that hosts your copy)
 #
 #
 # Dynamic Corrective Self-Distillation (DCS; Amara, Jain and Chadha, 2023,
@@ -29,11 +30,11 @@
 #
 # - see what the six notebooks of the course cover and how long each takes;
 # - check your environment and the device the library will use;
-# - learn where the data and the model come from (no network needed);
+# - learn where the data and the model come from (with a local `glue_data` folder, no network needed);
 # - look at the GLUE tasks we use: their sizes, label balance, a few examples and token lengths.
 #
 #
-# **Run time.** Full run: 0.3 min on a 2-core CPU (a cloud vCPU with AMX); it trains almost nothing, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 0.3 min on a 2-core CPU (a cloud vCPU with AMX); it trains nothing, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about as long. The outputs below come from one full run of
 # this notebook, top to bottom in a fresh kernel, on the real model (the bundled all-MiniLM-L6-v2) and
 # the real GLUE files, with seed 42. It was executed with `TQDM_DISABLE=1`, so that no progress bars
@@ -58,23 +59,23 @@ if importlib.util.find_spec("dcs_lib") is None:
 # | Notebook | What it teaches | Full run, 2-core CPU | Single GPU |
 # |---|---|---|---|
 # | `00_setup` | environment, data, model, the GLUE tasks | 0.3 min | about the same |
-# | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 3.0 min | a few minutes (not measured here) |
-# | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy: whether reweighting helps, and when it hurts; which SST-2 examples get up-weighted | 1.7 min | a few minutes (not measured here) |
-# | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper's and a converged peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 4.9 min | a few minutes (not measured here) |
+# | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 3.7 min | a few minutes (not measured here) |
+# | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy: whether reweighting helps, and when it hurts; which SST-2 examples get up-weighted | 1.6 min | a few minutes (not measured here) |
+# | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper-reading and a fully trained peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 6.4 min | a few minutes (not measured here) |
 # | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours; the study "when does DCS help?" | 1.0 min | about the same (it reads committed results) |
-# | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep, and the study's SST-2 cells; the speed benchmark | 1.2 min | about the same (it reads committed results) |
+# | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep, and the study's SST-2 cells; the speed benchmark | 1.6 min | about the same (it reads committed results) |
 #
 # Notebooks 01-03 share their runs: teacher logits are cached under `runs/notebooks/cache/` and
 # finished runs under `runs/notebooks/results/`, so no notebook trains what an earlier one trained.
 # Run them in order: 01 trains the teacher and the vanilla and KD students, 02 the DCS student, and 03
-# loads those and trains only the peer teacher and its two students. The times above are for that
-# order.
+# loads those and trains the peer teacher and its two students, then, in its solutions, the smaller
+# runs of its exercises. The times above are for that order.
 #
-# <!-- from 01_kd_basics: 3.0 -->
+# <!-- from 01_kd_basics: 3.7 -->
 # <!-- from 04_glue_runs: 1.0 -->
-# <!-- from 05_ablations: 1.2 -->
-# <!-- from 02_sample_reweighting: 1.7 -->
-# <!-- from 03_dcs_end_to_end: 4.9 -->
+# <!-- from 05_ablations: 1.6 -->
+# <!-- from 02_sample_reweighting: 1.6 -->
+# <!-- from 03_dcs_end_to_end: 6.4 -->
 #
 # `DCS_CLASSROOM=1` gives a smaller but meaningful run (1,000 sentences, 3 epochs, float32 on a CPU): 01,
 # 02 and 03 took 2.3, 1.3 and 4.5 minutes on the same 2-core CPU, run in order (vanilla ends at 78.44 on
@@ -106,7 +107,7 @@ from pathlib import Path
 from dcs_lib.notebook import glue_dir
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"
-TASK_NAMES = ["rte", "mrpc", "cola", "sst2"]  # the GLUE tasks whose files are here
+TASK_NAMES = ["rte", "mrpc", "cola", "sst2"]  # the GLUE tasks the course uses
 LENGTH_SAMPLE = 300 if SMOKE else None  # None: token lengths of every example
 SEED = 42
 
@@ -198,21 +199,20 @@ del model  # free it: nothing below needs it
 # %% [markdown]
 # ## The GLUE tasks we use
 #
-# Four tasks have their training files here: RTE (textual entailment, small), MRPC (paraphrase),
+# The course uses four tasks: RTE (textual entailment, small), MRPC (paraphrase),
 # CoLA (grammatical acceptability, scored by Matthews correlation) and SST-2 (sentiment, large).
 #
 # **Why the course trains on SST-2.** The real-data runs of notebooks 01-03 use a fixed subset of
-# 2,000 SST-2 training sentences and the full dev set, cut at 64 tokens. An earlier version used RTE,
-# and measured why not: with this model and a 3-epoch budget the RTE teacher ended its first epoch at
-# a training loss of 0.6931 (that is $\ln 2$, a coin flip) and 52.35 on dev, every student's first
-# epoch scored 49.82, under the 52.71 of always guessing the majority class, and after about 70
-# CPU-minutes the methods differed by 2 to 8 dev examples. Nothing a student could learn from. On the
-# SST-2 subset the same model learns within an epoch, well above its majority class (50.9%, below),
+# 2,000 SST-2 training sentences and the full dev set, cut at 64 tokens. Not RTE: with this model
+# and a few epochs, RTE's teachers barely leave chance (notebook 05: 52.35, 48.74 and 53.43 on dev
+# after one epoch, against the 52.71 of always guessing the majority class), which leaves a
+# student nothing to learn from a teacher. On the SST-2 subset the same model learns within an epoch, well above its majority class (50.9%, below),
 # and one epoch takes well under a minute on a 2-core CPU; SST-2's sentences are short (median 10
 # tokens, below), so 64 tokens cut almost none. The study of when DCS helps
 # (`data/results/study/PROTOCOL.md`) uses SST-2 too, with 4,000 sentences and ten seeds.
 #
-# <!-- constants: 2,000 64 0.6931 2 52.35 49.82 52.71 70 8 4,000 (the course's settings; the earlier RTE runs' measurements; the study's size) -->
+# <!-- constants: 2,000 64 4,000 (the course's settings; the study's size) -->
+# <!-- from 05_ablations: 52.35 48.74 53.43 52.71 -->
 #
 # First the sizes. They come from the real files, so they are the same on every machine, and this
 # cell is checked by CI.
@@ -326,7 +326,7 @@ plt.show()
 #
 # 1. Which task has the most unbalanced dev set, and what accuracy does the majority class reach
 #    there? Why does CoLA use Matthews correlation rather than accuracy?
-# 2. Load QNLI's dev set (its training file is not here) by reading the TSV directly with
+# 2. Load QNLI's dev set (the course does not use its training file) by reading the TSV directly with
 #    `dcs_lib.data.read_glue_tsv`, and report its size and label balance.
 # 3. Change the tokenizer's `max_length` in your head: if we truncated RTE at 64 tokens, what share of
 #    the training pairs would lose text? Compute it from `lengths`.

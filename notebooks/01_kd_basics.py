@@ -17,6 +17,7 @@
 # # 01 · Knowledge distillation basics
 #
 # [Open in Colab](https://colab.research.google.com/github/OWNER/dcs-tutorial/blob/main/notebooks/01_kd_basics.ipynb)
+# (in this link and in the install cell below, replace `OWNER` with the account that hosts your copy)
 #
 # Distillation trains a *student* on a *teacher*'s output distribution instead of (or besides) the
 # one-hot labels. DCS is built on it, so this notebook takes it apart. You will learn
@@ -29,7 +30,7 @@
 # - what self-distillation does on a synthetic problem (seconds), and then on SST-2 with a real
 #   teacher and a real student (minutes).
 #
-# **Run time.** Full run: 3.0 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
+# **Run time.** Full run: 3.7 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`: 1,000 training examples, 3 epochs, float32)
 # took 2.3 minutes on the same CPU; `DCS_SMOKE=1` (what CI runs) under a minute. The outputs below come from one full run, top to
 # bottom in a fresh kernel, with `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE
@@ -71,7 +72,7 @@ import os
 from dcs_lib.notebook import COURSE_TASK, course_dir, course_mode, course_sizes, glue_dir, project_root
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
-MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2 min); "smoke" with DCS_SMOKE=1
+MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2.3 min); "smoke" with DCS_SMOKE=1
 SIZES = course_sizes(MODE)  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
 # (float32 on a CPU without bf16 support: course_sizes says so)
 SEED = 42
@@ -291,7 +292,9 @@ print("dcs_loss(alpha=1) is CE; dcs_loss(alpha=0.5) is half CE + half KD:",
 # dimensions, two classes split by a curved boundary, with 20% of the training labels flipped (the test
 # set is clean). The teacher is simply trained first; then a student learns from the labels (vanilla),
 # or from the labels and the teacher's soft labels (KD, $\alpha = 0.5$, $T = 2$). `dcs_lib.toy` holds
-# the pieces; its students use the library's own `dcs_loss`.
+# the pieces; its students use the library's own `dcs_loss`. The toy's KD is its DCS loop with
+# $\lambda = 0$, so it starts with one plain epoch, where the library's `kd` on SST-2 below distils
+# from the first step.
 #
 # There is no better-informed teacher here: whatever the teacher knows, it learnt from the same noisy
 # labels. What it can pass on is a smoother version of them, and how smooth depends on how long it
@@ -305,7 +308,7 @@ from dcs_lib import toy
 toy_cfg = toy.ToyConfig()
 x, y, x_test, y_test = toy.make_data(toy_cfg, seed=0)
 vanilla_toy = toy.train(toy.make_model(toy_cfg, 1000), x, y, toy_cfg, toy_cfg.epochs, seed=0)
-kd_cfg = toy.ToyConfig(lam=0.0)  # lam = 0: uniform weights, i.e. plain KD
+kd_cfg = toy.ToyConfig(lam=0.0)  # lam = 0: uniform weights, i.e. KD (after the toy loop's plain first epoch)
 print(f"vanilla student: clean test accuracy {toy.accuracy(vanilla_toy, x_test, y_test):.3f}")
 for teacher_epochs in (4, 64):
     toy_teacher = toy.train(toy.make_model(toy_cfg, 0), x, y, toy_cfg, teacher_epochs, seed=0)
@@ -457,20 +460,22 @@ plt.show()
 #   the gold label on 9.0% of them. Its soft labels are confident (median 0.907 for its predicted class
 #   at $T = 1$) and the temperature makes them noticeably softer (0.757 at $T = 2$).
 # - **Vanilla** goes 77.06, 81.54, 82.00 over the three epochs; **KD** goes 77.29, 80.85, 81.08. Both
-#   end above the teacher they could learn from, and KD ends 0.92 points (8 dev examples) behind
-#   vanilla.
+#   end above the teacher (which only KD learns from), and KD ends 0.92 points (8 dev examples)
+#   behind vanilla.
 # - The training losses are not comparable across the two: KD's includes the KL term.
 #
 # What one seed says: with the same head, batches and dropout, distilling this teacher cost the
-# student a little here. The teacher is the student's own twin (same seed, same head) trained for 2
-# epochs instead of 3, on its own 2-epoch schedule, so it knows less than the student will: it pulls
-# it back towards an earlier stage of training. Whether 8 examples is more than the seed-to-seed
-# spread, one seed cannot say; notebook 03 adds a converged teacher, and the study of when DCS helps
-# (`data/results/study/PROTOCOL.md`) pairs ten seeds.
+# student a little here. One possible reading: the teacher is the student's own twin (same seed,
+# same head) trained for 2 epochs instead of 3, on its own 2-epoch schedule, so it knows less than
+# the student will and pulls it back towards an earlier stage of training. Ten seeds do not support
+# that reading: in the study of when DCS helps (`data/results/study/PROTOCOL.md`; 4,000 sentences,
+# 5 epochs, ten paired seeds) KD with this kind of teacher ends above vanilla on average, not below
+# (notebook 03, exercise 1). Whether 8 examples is more than the seed-to-seed spread, one seed cannot
+# say; notebook 03 adds a fully trained peer teacher.
 #
 # <!-- derived: 0.92 = 82.00 - 81.08 -->
 # <!-- derived: 8 = (82.00 - 81.08) * 872 / 100 -->
-# <!-- constants: 2,000 2 3 (the settings) -->
+# <!-- constants: 2,000 2 3 (the settings) 4,000 5 (the study's SST-2 cell) -->
 
 # %% [markdown]
 # ## Summary

@@ -17,6 +17,7 @@
 # # 02 · Sample reweighting: the corrective part of DCS
 #
 # [Open in Colab](https://colab.research.google.com/github/OWNER/dcs-tutorial/blob/main/notebooks/02_sample_reweighting.ipynb)
+# (in this link and in the install cell below, replace `OWNER` with the account that hosts your copy)
 #
 # KD treats every training example alike. DCS does not: after each epoch it compares the student's
 # predictions with the teacher's and raises the weight of the examples where they disagree, as
@@ -30,7 +31,7 @@
 # - train a DCS student on SST-2 and look at which examples become discordant, how the weights and
 #   their effective sample size evolve, and the sentences that end up weighted most.
 #
-# **Run time.** Full run: 1.7 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
+# **Run time.** Full run: 1.6 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`) took 1.3 minutes on the same CPU in float32 (after 01), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
@@ -73,7 +74,7 @@ import os
 from dcs_lib.notebook import COURSE_TASK, course_dir, course_mode, course_sizes, glue_dir, project_root
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
-MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2 min); "smoke" with DCS_SMOKE=1
+MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 1.3 min); "smoke" with DCS_SMOKE=1
 SIZES = course_sizes(MODE)  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
 # (float32 on a CPU without bf16 support: course_sizes says so)
 SEED = 42
@@ -405,7 +406,8 @@ print("out-of-fold logits remove most of that damage:", bool(g_oof.loc[64, "dcs 
 #
 # - **The reweighting never helps here.** DCS − KD is negative for every teacher: −2.84 and −1.01
 #   points with the teachers trained 1 and 4 epochs, −21.49 and −38.49 with the ones trained 16 and 64,
-#   which fit 88.67% and 99.78% of the *noisy* training labels: they have memorised the flipped ones.
+#   which fit 88.67% and 99.78% of the *noisy* training labels: the first has memorised part of the
+#   flipped ones, the second nearly all of them.
 #   KD alone stays within a point of vanilla throughout.
 # - **Why memorisation hurts.** A teacher that has memorised a flipped label agrees with that label on
 #   its own training set; a student that has learnt the true boundary disagrees with both, so DCS
@@ -423,8 +425,8 @@ print("out-of-fold logits remove most of that damage:", bool(g_oof.loc[64, "dcs 
 # %% [markdown]
 # ## 5. On real SST-2: which examples become discordant
 #
-# Now a real DCS student, with the paper's teacher (2 epochs, the student's seed; notebook 01 trained
-# it). Instead of calling `run`, we unroll what it does, so we can keep the weight vector after each
+# Now a real DCS student, with the paper-reading teacher (the paper's same checkpoint, fine-tuned;
+# our reading: 2 epochs, from the student's seed; notebook 01 trained it). Instead of calling `run`, we unroll what it does, so we can keep the weight vector after each
 # update: load the data and the teacher's logits, seed, load the student, build the `Weighted`
 # objective that `run` uses for DCS, and hand it to `fit`. A small subclass records, at each update,
 # the weights and the student's predictions on the training set. With the same seed and settings
@@ -507,7 +509,8 @@ del student  # free it: the analysis below needs only the snapshots
 
 # %% [markdown]
 # The epoch-by-epoch record, as `run` would store it: dev accuracy, the training loss, and the weight
-# statistics after that epoch's update.
+# statistics after that epoch's update. There is no update after the last epoch, so its row repeats
+# the weights of the update before.
 
 # %%
 per_epoch = pd.DataFrame([{"epoch": e["epoch"], "dev acc": 100 * e["dev"]["accuracy"], "train loss": e["train_loss"],

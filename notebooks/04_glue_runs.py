@@ -17,6 +17,7 @@
 # # 04 · GLUE runs: the paper's protocol, and when DCS helps
 #
 # [Open in Colab](https://colab.research.google.com/github/OWNER/dcs-tutorial/blob/main/notebooks/04_glue_runs.ipynb)
+# (in this link and in the install cell below, replace `OWNER` with the account that hosts your copy)
 #
 # The paper's headline claim, tested under one protocol ("the paper's protocol" below): DCS against
 # vanilla fine-tuning, plain KD and teacher-free reweighting, on RTE, MRPC, CoLA and a 2,000-example
@@ -694,7 +695,7 @@ if not pairs.empty:
 # %% [markdown]
 # **What the complete SST-2 cell shows, and what it does not.** The mean gains do not rise with
 # the teacher's gap to the student. The out-of-fold teacher, 1.54 points below vanilla on dev,
-# leaves DCS 0.41 points behind vanilla; the paper's 2-epoch teacher, 0.79 below, puts it 0.53 ahead
+# leaves DCS 0.41 points behind vanilla; the paper-reading 2-epoch teacher, 0.79 below, puts it 0.53 ahead
 # (KD with it 0.63); the peer, level with vanilla (a gap of 0.00: it *is* the vanilla run of the next
 # seed), leaves DCS 0.10 behind. So the reading of section 3, "DCS would help if only its teacher
 # were as good as the student", finds no support where the teacher is as good as the student. These
@@ -766,7 +767,7 @@ display(summary(runs_frame(demo)).drop(columns="block"))
 #   analysis fixed in advance. Its first required cell, SST-2 with 4,000 examples, is complete, and
 #   its readings are final (every DCS row's unadjusted p is at least 0.05; Holm only raises it):
 #   with none of the three teachers is DCS detectably better or worse than vanilla by the
-#   protocol's rule, nor than KD with the same teacher. The paper's 2-epoch teacher comes closest (DCS − vanilla +0.53
+#   protocol's rule, nor than KD with the same teacher. The paper-reading 2-epoch teacher comes closest (DCS − vanilla +0.53
 #   points [+0.02, +1.04], Holm p = 0.328 so far); KD with that teacher lands as far from vanilla
 #   (no test planned for it), and DCS − KD contains 0: nothing the reweighting (with DCS's plain
 #   first epoch) adds to distillation is detected (its 95% interval, uncorrected, reaches 0.24).

@@ -17,6 +17,7 @@
 # # 05 · Ablations, data size and speed
 #
 # [Open in Colab](https://colab.research.google.com/github/OWNER/dcs-tutorial/blob/main/notebooks/05_ablations.ipynb)
+# (in this link and in the install cell below, replace `OWNER` with the account that hosts your copy)
 #
 # Which parts of DCS matter, when does it help, and what does it cost? Each of the method's knobs
 # is moved one at a time away from the defaults on RTE and MRPC (three seeds), the training set of
@@ -30,7 +31,7 @@
 # - where the time goes in a DCS run, and how the library's loop compares with the usual tools.
 #
 #
-# **Run time.** Full run: 1.2 min on a 2-core CPU (a cloud vCPU with AMX); it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 1.6 min on a 2-core CPU (a cloud vCPU with AMX); it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in

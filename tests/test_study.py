@@ -151,7 +151,7 @@ def test_the_committed_report_is_the_report_of_the_committed_records(tmp_path):
 
 
 README_TEACHERS = {  # the README table's words for the report's teacher labels
-    "own seed, 2 epochs (the paper's)": "own seed (2 ep)",
+    "own seed, 2 epochs (paper-reading)": "own seed (2 ep)",
     "peer, 5 epochs": "peer (5 ep)",
     "out-of-fold, 2 folds of 5 epochs": "out-of-fold (2 folds, 5 ep)",
 }
