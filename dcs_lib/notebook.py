@@ -287,8 +287,8 @@ def full_run_minutes(nb) -> float | None:
 def execute(path: Path) -> float:
     """Run the notebook at ``path`` top to bottom in a fresh kernel, in full mode; return minutes.
 
-    The kernel runs in the notebook's folder, with ``DCS_SMOKE`` unset and ``TQDM_DISABLE=1``
-    unless set otherwise. Outputs replace the old ones only when every cell ran without error.
+    The kernel runs in the notebook's folder, with ``DCS_SMOKE`` and ``DCS_CLASSROOM`` unset
+    (the recorded time is the full mode's) and ``TQDM_DISABLE=1`` unless set otherwise. Outputs replace the old ones only when every cell ran without error.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -296,7 +296,8 @@ def execute(path: Path) -> float:
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    os.environ.pop("DCS_SMOKE", None)
+    for mode in ("DCS_SMOKE", "DCS_CLASSROOM"):
+        os.environ.pop(mode, None)
     os.environ.setdefault("TQDM_DISABLE", "1")
     client = NotebookClient(nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()

@@ -522,10 +522,11 @@ assert sorted(excluding) == [("dcs - vanilla", "mrpc", "best", "CPU float32, tor
 #   size), trained once and teaching every seed of the SST-2 4,000 cell; a secondary comparison,
 #   outside the Holm family;
 # - addendum A2, dated, written after the SST-2 4,000 cell and adding no run: how DCS − KD is read
-#   (above).
-#
+#   (above);
 # - addendum A3, dated, adding no run: how the figure's correlation and the detectable effect are
-#   read (below).
+#   read (below);
+# - addendum A4, dated, adding no run: two corrections of how the protocol names the code (the
+#   command that computes its analysis, where the MPNet teacher's folder comes from).
 #
 # The runs are under way in the background and the records grow as they finish, so **the study's
 # answer waits until every required cell has its 10 seeds for every method and teacher**. A cell's

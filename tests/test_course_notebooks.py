@@ -112,3 +112,20 @@ def test_loop_on_the_page_is_the_tested_example(monkeypatch):
     printed = "".join(o.get("text", "") for c in read("03_dcs_end_to_end").cells if c.cell_type == "code"
                       for o in c.outputs if o.output_type == "stream")
     assert inspect.getsource(dcs_minimal.train).strip() in printed, "notebook 03 shows a stale copy of the loop"
+
+
+def test_make_notebook_runs_the_full_mode_whatever_the_environment(tmp_path, monkeypatch):
+    """The time ``execute`` records is the full mode's, so a smoke or classroom switch left set must not leak in."""
+    import nbformat
+
+    from dcs_lib.notebook import execute, full_run_minutes
+
+    path = tmp_path / "mode.ipynb"
+    cell = nbformat.v4.new_code_cell("from dcs_lib.notebook import course_mode\nprint(course_mode())")
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    monkeypatch.setenv("DCS_SMOKE", "1")
+    monkeypatch.setenv("DCS_CLASSROOM", "1")
+    minutes = execute(path)
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].outputs[0]["text"].strip() == "full"
+    assert full_run_minutes(nb) == round(minutes, 1)
