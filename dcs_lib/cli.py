@@ -63,6 +63,9 @@ HELP = {
     "accumulate": "weights build up across epochs (--no-accumulate: restart from 1 each epoch)",
     "clip_min": "lowest sample weight after rescaling to mean 1",
     "clip_max": "highest sample weight after rescaling to mean 1",
+    "weight_norm": "batch: a batch's weighted loss is divided by its weight sum, so weights only rebalance "
+    "examples within a batch; mean: by its size, so (weights averaging 1 over the training set) a batch of "
+    "heavy examples takes a bigger step, AdaBoost's global weighting",
     "disagreement_source": f"student predictions for the update: {', '.join(DISAGREEMENT_SOURCES)} "
     "(eval: an extra eval-mode pass; train: the epoch's own training logits)",
     "delta": "regression: student and teacher disagree when scores differ by more than this",

@@ -36,17 +36,27 @@ def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperatur
     return t * t * kl
 
 
-def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+WEIGHT_NORMS = ("batch", "mean")
+
+
+def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None = None, norm: str = "batch") -> torch.Tensor:
     """sum_i w_i * loss_i / sum_i w_i; the plain mean when ``weights`` is None.
 
-    Normalised by the batch's own weight sum, so the weights only rebalance examples
-    within a batch: a batch whose weights are all 10 gives the same loss as one whose
-    weights are all 0.1 (this package's reading). A batch of heavy examples does not
-    take a bigger step than a batch of light ones.
+    ``norm="batch"`` (this package's reading, the default) divides by the batch's own
+    weight sum, so the weights only rebalance examples within a batch: a batch whose
+    weights are all 10 gives the same loss as one whose weights are all 0.1, a batch of
+    one example ignores its weight, and batch 16 with 2 accumulation steps is not the
+    same objective as batch 32. ``norm="mean"`` divides by the batch size instead:
+    since the DCS update rescales the weights to mean 1 over the training set, this is
+    AdaBoost's global weighting, and a batch of heavy examples takes a bigger step.
     """
     if weights is None:
         return per_sample.mean()
     weights = weights.to(per_sample.dtype)
+    if norm == "mean":
+        return (weights * per_sample).mean()
+    if norm != "batch":
+        raise ValueError(f"unknown weight normalisation {norm!r}; choose one of {WEIGHT_NORMS}")
     return (weights * per_sample).sum() / weights.sum()
 
 
@@ -72,6 +82,7 @@ def dcs_loss(
     alpha: float = 0.5,
     temperature: float = 2.0,
     regression: bool = False,
+    norm: str = "batch",
 ) -> torch.Tensor:
     """The DCS objective for one batch, a scalar:
 
@@ -79,9 +90,9 @@ def dcs_loss(
 
     With uniform weights this is the usual KD loss; with ``alpha = 1`` and uniform
     weights it is plain cross-entropy. The weights are normalised within the batch, as
-    :func:`weighted_mean` says.
+    :func:`weighted_mean` says (``norm="mean"``: divided by the batch size instead).
     """
     per_sample = alpha * supervised(student_logits, labels, regression)
     if alpha < 1:
         per_sample = per_sample + (1 - alpha) * distillation(student_logits, teacher_logits, temperature, regression)
-    return weighted_mean(per_sample, weights)
+    return weighted_mean(per_sample, weights, norm)

@@ -83,6 +83,7 @@ class RunConfig:
     accumulate: bool = True
     clip_min: float = 0.1
     clip_max: float = 10.0
+    weight_norm: str = "batch"  # "batch": a batch's loss divided by its weight sum; "mean": by its size
     disagreement_source: str = "eval"  # "eval": extra eval-mode pass; "train": the epoch's own logits
     delta: float = 0.5  # regression: disagreement when |student - teacher| > delta
     plain_epochs: int | None = None  # plain-CE epochs before weighting (None: 1 for dcs and reweight, 0 for kd)
@@ -101,6 +102,10 @@ class RunConfig:
             (0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha}"),
             (self.temperature > 0, f"temperature T must be > 0, got {self.temperature}"),
             (self.step in weighting.STEPS, f"unknown step rule {self.step!r}; choose one of {weighting.STEPS}"),
+            (
+                self.weight_norm in losses.WEIGHT_NORMS,
+                f"unknown weight normalisation {self.weight_norm!r}; choose one of {losses.WEIGHT_NORMS}",
+            ),
             (
                 self.disagreement_source in DISAGREEMENT_SOURCES,
                 f"unknown disagreement source {self.disagreement_source!r}; choose one of {DISAGREEMENT_SOURCES}",
@@ -191,7 +196,9 @@ class Weighted:
             return losses.weighted_mean(losses.supervised(logits, batch["labels"], self.regression))
         weights = self.weights[batch["rows"]]
         if self.teacher is None:
-            return losses.weighted_mean(losses.supervised(logits, batch["labels"], self.regression), weights)
+            return losses.weighted_mean(
+                losses.supervised(logits, batch["labels"], self.regression), weights, self.cfg.weight_norm
+            )
         return losses.dcs_loss(
             logits,
             batch["labels"],
@@ -200,6 +207,7 @@ class Weighted:
             self.cfg.alpha,
             self.cfg.temperature,
             self.regression,
+            self.cfg.weight_norm,
         )
 
     def end_epoch(self, epoch, train_logits, predict_train):
@@ -298,7 +306,13 @@ def best_epoch(history: list[dict], task: Task) -> dict:
 # Settings that do not change a run's numbers, left out of its identity.
 NOT_IDENTITY = ("data_dir", "device")
 # Settings added after records existed: left out at their default, so older run ids keep their meaning.
-LATER_SETTINGS = {"teacher_seed": None, "teacher_model": None, "teacher_folds": 1, "fused_adamw": False}
+LATER_SETTINGS = {
+    "teacher_seed": None,
+    "teacher_model": None,
+    "teacher_folds": 1,
+    "fused_adamw": False,
+    "weight_norm": "batch",
+}
 
 
 def run_id(cfg: RunConfig) -> str:

@@ -41,6 +41,7 @@ PAPER_VS_OURS = r"""
 | Update $w_i \leftarrow w_i\, e^{\lambda d_i}$ with $\lambda = 1$ (`step="fixed"`), or AdaBoost's step $\lambda \cdot \tfrac12 \ln\tfrac{1-\varepsilon}{\varepsilon}$ (`step="adaboost"`) | our reading |
 | Weights accumulate across epochs | our reading |
 | After each update, weights are rescaled to mean 1 and clipped to $[0.1, 10]$ | our reading |
+| A batch's loss is divided by its weight sum, so the weights rebalance examples within a batch (`weight_norm="batch"`; `"mean"` divides by the batch size) | our reading |
 | $\alpha = 0.5$, $T = 2$ | our reading |
 | The student's predictions for the update come from an extra eval-mode pass over the training set (`"eval"`), or from the epoch's own training logits (`"train"`) | our reading |
 

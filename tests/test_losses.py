@@ -92,3 +92,20 @@ def test_alpha_one_with_uniform_weights_is_exactly_vanilla_ce(data):
     assert torch.equal(dcs_loss(s, y, t, None, alpha=1.0), vanilla)
     assert torch.equal(dcs_loss(s, y, t, torch.ones(len(y)), alpha=1.0), vanilla)
     assert torch.allclose(vanilla, F.cross_entropy(s, y), atol=1e-6)
+
+
+def test_weighted_mean_divided_by_the_batch_size():
+    """norm="mean": weights that average 1 over the training set scale a batch's loss (AdaBoost's global weighting)."""
+    losses_, weights = torch.tensor([2.0, 0.0]), torch.tensor([math.e, 1.0])
+    assert weighted_mean(losses_, weights).item() == pytest.approx(2 * math.e / (math.e + 1))  # 1.46: rebalanced
+    assert weighted_mean(losses_, weights, norm="mean").item() == pytest.approx(math.e)
+    heavy, light = torch.full((4,), 10.0), torch.full((4,), 0.1)
+    loss = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert weighted_mean(loss, heavy, norm="mean").item() == pytest.approx(100 * weighted_mean(loss, light, norm="mean").item())
+    assert weighted_mean(loss, torch.ones(4), norm="mean").item() == weighted_mean(loss).item()
+    student, teacher, labels = torch.randn(4, 2), torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
+    assert dcs_loss(student, labels, teacher, heavy, norm="mean").item() == pytest.approx(
+        10 * dcs_loss(student, labels, teacher).item()
+    )
+    with pytest.raises(ValueError, match="unknown weight normalisation 'sum'"):
+        weighted_mean(loss, heavy, norm="sum")

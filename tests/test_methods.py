@@ -159,6 +159,7 @@ def test_teacher_logits_are_cached_in_memory_and_on_disk(tiny, tmp_path, monkeyp
         (dict(temperature=0.0), "temperature T must be > 0"),
         (dict(method="boost"), "unknown method 'boost'"),
         (dict(step="linear"), "unknown step rule 'linear'"),
+        (dict(weight_norm="sum"), "unknown weight normalisation 'sum'"),
         (dict(task="glue"), "unknown task 'glue'"),
         (dict(warmup_ratio=1.5), r"warm-up ratio must be in \[0, 1\], got 1.5"),
         (dict(warmup_ratio=-0.1), r"warm-up ratio must be in \[0, 1\]"),
@@ -319,3 +320,21 @@ def test_holdout_replaces_dev_with_training_examples(tiny, glue):
     assert again["validation"]["idx"] == data["validation"]["idx"]  # the same split for every seed
     with pytest.raises(DCSError, match="holdout must be between 1 and 2489"):
         prepare_data(dataclasses.replace(cfg, holdout=2490), task, tokenizer)
+
+
+@pytest.mark.parametrize("method", ["dcs", "reweight"])
+def test_the_weight_normalisation_reaches_the_loss(method):
+    """With weight_norm="mean" a batch's loss is sum_i w_i l_i / |B|; with "batch" it is divided by sum_i w_i."""
+    task, rows = get_task("sst2"), torch.tensor([0, 2, 3])
+    logits, labels = torch.randn(3, 2), torch.tensor([0, 1, 1])
+    teacher = torch.randn(5, 2) if method == "dcs" else None
+    batch = {"rows": rows, "labels": labels}
+    got = {}
+    for norm in ("batch", "mean"):
+        objective = methods.Weighted(
+            task, RunConfig(method=method, weight_norm=norm), torch.tensor([0, 1, 1, 1, 0]), teacher, torch.device("cpu")
+        )
+        objective.weights = torch.tensor([1.0, 1.0, 4.0, 2.0, 1.0])
+        got[norm] = objective.loss(logits, batch, epoch=2).item()
+    weights = torch.tensor([1.0, 4.0, 2.0])
+    assert got["mean"] == pytest.approx(got["batch"] * weights.sum().item() / 3)

@@ -151,6 +151,7 @@ def test_every_teacher_setting_changes_the_teacher_key(tiny, small_train_set, fi
         dict(disagreement_source="train"),
         dict(plain_epochs=2),
         dict(delta=0.1),
+        dict(weight_norm="mean"),
     ],
 )
 def test_student_only_settings_keep_the_teacher_key(tiny, small_train_set, change):
@@ -269,6 +270,7 @@ def test_new_teacher_settings_at_their_defaults_keep_old_run_ids():
         assert run_id(RunConfig(**record["config"])) == record["run_id"]
     assert run_id(RunConfig(teacher_seed=3)) != run_id(RunConfig())
     assert run_id(RunConfig(fused_adamw=True)) != run_id(RunConfig())
+    assert run_id(RunConfig(weight_norm="mean")) != run_id(RunConfig())
 
 
 def test_fused_adamw_reaches_the_optimizer_and_the_record(tiny, monkeypatch):
