@@ -17,7 +17,9 @@ batch 32 keeps the GPU busy only a fraction of the time (on an H200, twelve proc
 kept it busy throughout). Shard results go to ``WORK/<stage>/shard-*.jsonl`` and are merged
 into ``WORK/<stage>.jsonl``. Everything resumes: run the same command again and
 finished runs are skipped; ``--continue-from data/results`` goes on from the committed
-results instead (the new runs land in WORK; append them to the committed files).
+results instead (the new runs land in WORK; append them to the committed files). A committed
+run counts as done only where it ran on the same device type and in the same precision (the
+committed grid ran in bf16 on CUDA): continued elsewhere, the grid runs its whole block again.
 ``--deadline`` stops the workers at that time, keeping every finished run.
 """
 
@@ -177,7 +179,7 @@ def main() -> None:
         "--continue-from",
         metavar="DIR",
         help="results folder of an earlier study (data/results): reuse its tuning runs and GLUE grid file, "
-        "skip the runs already in its results files",
+        "skip the runs already in its results files (those of this device type and precision)",
     )
     args = parser.parse_args()
 
