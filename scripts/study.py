@@ -19,7 +19,7 @@ into ``WORK/<stage>.jsonl``. Everything resumes: run the same command again and
 finished runs are skipped; ``--continue-from data/results`` goes on from the committed
 results instead (the new runs land in WORK; append them to the committed files). A committed
 run counts as done only where it ran on the same device type and in the same precision (the
-committed grid ran in bf16 on CUDA): continued elsewhere, the grid runs its whole block again.
+record says where it ran): continued elsewhere, the grid runs its whole block again.
 ``--deadline`` stops the workers at that time, keeping every finished run.
 """
 
