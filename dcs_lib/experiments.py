@@ -208,6 +208,11 @@ def _describe(settings: dict) -> str:
     return ", ".join(f"{key} = {value!r}" for key, value in settings.items()) or "[base] settings only"
 
 
+def _device_type(described: str) -> str:
+    """'cuda' from a record's device, e.g. 'cuda (NVIDIA H200)', 'cuda:1' or 'cpu x2 (DDP)'."""
+    return str(described).split()[0].split(":")[0]
+
+
 def pending(
     configs: list[RunConfig], results: str | Path, done_in: list | tuple = ()
 ) -> Iterator[tuple[int, RunConfig, bool]]:
@@ -224,7 +229,7 @@ def pending(
 
     files = [Path(f) for f in done_in] + ([Path(results)] if Path(results).exists() else [])
     done = {
-        (r.get("run_id"), str(r["device"]).split(":")[0], precision_of(r)) if "device" in r else (r.get("run_id"),)
+        (r.get("run_id"), _device_type(r["device"]), precision_of(r)) if "device" in r else (r.get("run_id"),)
         for r in load_results(files)
     }
     seen = set()

@@ -195,13 +195,15 @@ def test_a_run_recorded_on_another_device_or_precision_is_not_done_here(tmp_path
     cfg = RunConfig(seed=1)  # amp "auto": float32 on this CPU
     results = tmp_path / "runs.jsonl"
     record = {**fake_record(seed=1), "run_id": run_id(cfg)}
-    append_record(results, {**record, "device": "cuda:0", "precision": "bfloat16"})
+    append_record(results, {**record, "device": "cuda (NVIDIA H200)", "precision": "bfloat16"})
+    append_record(results, {**record, "device": "cuda (NVIDIA H200)", "config": {"amp": "auto"}})  # no precision yet
+    append_record(results, {**record, "device": "cpu", "precision": "bfloat16"})
     assert [done for _, _, done in pending([cfg], results)] == [False]
     if cpu_supports_bf16():
         bf16 = dataclasses.replace(cfg, amp="bf16")  # asked for by name: bf16 on this CPU too (another run id)
         append_record(results, {**record, "run_id": run_id(bf16), "device": "cpu", "precision": "bfloat16"})
         assert [done for _, _, done in pending([bf16], results)] == [True]
-    append_record(results, {**record, "device": "cpu", "config": {"amp": "auto"}})  # before precision was recorded
+    append_record(results, {**record, "device": "cpu x2 (DDP)", "config": {"amp": "auto"}})  # before precision was recorded
     assert [done for _, _, done in pending([cfg], results)] == [True]
     legacy = tmp_path / "legacy.jsonl"  # records that do not say where they ran count wherever the grid runs
     append_record(legacy, record)
