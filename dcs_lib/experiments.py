@@ -47,7 +47,7 @@ from typing import Iterator
 
 from .checkpoint import Checkpointer
 from .errors import DCSError
-from .methods import RunConfig, prepare_data, run, run_id
+from .methods import RunConfig, describe_device, prepare_data, run, run_id
 from .models import load_tokenizer
 from .train import pick_device
 from .teacher import TEACHER_FIELDS, teacher_model, teacher_seed
@@ -208,36 +208,39 @@ def _describe(settings: dict) -> str:
     return ", ".join(f"{key} = {value!r}" for key, value in settings.items()) or "[base] settings only"
 
 
-def _device_type(described: str) -> str:
-    """'cuda' from a record's device, e.g. 'cuda (NVIDIA H200)', 'cuda:1' or 'cpu x2 (DDP)'."""
-    return str(described).split()[0].split(":")[0]
-
-
 def pending(
     configs: list[RunConfig], results: str | Path, done_in: list | tuple = ()
 ) -> Iterator[tuple[int, RunConfig, bool]]:
     """(position, config, already_done) for each config, checking the results file as it is now.
 
-    Runs found in any of the files ``done_in`` count as done too, but only where they ran on
-    the device type and in the precision the config runs in here: a run id leaves the device
-    out, and with ``amp="auto"`` the same config trains in float32 on a CPU and in bf16 on
-    CUDA, two blocks a report never pools. A grid continued on another machine runs its
-    whole block there.
+    Runs found in any of the files ``done_in`` count as done too, but only where they ran in
+    the block the config runs in here (device, precision and torch version, as
+    :func:`dcs_lib.report.block_of` names it): a run id leaves the device out, and with
+    ``amp="auto"`` the same config trains in float32 on a CPU and in bf16 on CUDA, two blocks
+    a report never pools. A grid continued on another machine, GPU model, process count or
+    torch version runs its whole block there. Records that do not say where they ran count
+    wherever the grid runs.
     """
-    from .report import precision_of
+    import torch
+
+    from .report import block_of
     from .teacher import precision
 
+    def block_here(cfg: RunConfig) -> str:
+        device = pick_device(cfg.device)
+        here = {"device": describe_device(device), "precision": precision(device, cfg.amp)}
+        return block_of({**here, "versions": {"torch": torch.__version__}})
+
     files = [Path(f) for f in done_in] + ([Path(results)] if Path(results).exists() else [])
-    done = {
-        (r.get("run_id"), _device_type(r["device"]), precision_of(r)) if "device" in r else (r.get("run_id"),)
-        for r in load_results(files)
-    }
+    records = load_results(files)
+    anywhere = {r.get("run_id") for r in records if "device" not in r}
+    blocks = {(r.get("run_id"), block_of(r)) for r in records if "device" in r}
+    placed = {rid for rid, _ in blocks}
     seen = set()
     for i, cfg in enumerate(configs):
         rid = run_id(cfg)
-        device = pick_device(cfg.device)
-        here = (rid, device.type, precision(device, cfg.amp))
-        yield i, cfg, here in done or (rid,) in done or rid in seen
+        done = rid in seen or rid in anywhere or (rid in placed and (rid, block_here(cfg)) in blocks)
+        yield i, cfg, done
         seen.add(rid)
 
 

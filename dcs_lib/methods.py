@@ -402,7 +402,7 @@ def run(
         "final": {"epoch": history[-1]["epoch"], **history[-1]["dev"]},
         "teacher": teacher_record and {k: v for k, v in teacher_record.items() if k != "history"},
         "wall_s": time.perf_counter() - start,
-        "device": _describe(device) + (f" x{world.size} (DDP)" if world.enabled else ""),
+        "device": describe_device(device),
         "precision": precision(device, cfg.amp),
         "world_size": world.size,
         "versions": versions(),
@@ -412,7 +412,8 @@ def run(
     return record
 
 
-def _describe(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
+def describe_device(device: torch.device) -> str:
+    """Where a run trains, as its record says: 'cpu', 'cuda (NVIDIA H200)', 'cpu x2 (DDP)'."""
+    name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+    world = distributed.world()
+    return name + (f" x{world.size} (DDP)" if world.enabled else "")

@@ -31,15 +31,15 @@
 #   logits, and how to plug in another model, your own data, or your own objective.
 #
 # **Run time.** Full run: 6.4 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
-# measured here). Classroom mode (`DCS_CLASSROOM=1`) took 4.5 minutes on the same CPU in float32 (after 01 and 02: it trains a peer teacher and two students, then its solutions' runs), `DCS_SMOKE=1` (what CI
+# measured here). Classroom mode (`DCS_CLASSROOM=1`) took 4.5 minutes on the same CPU in float32 (after 01 and 02: it trains a peer teacher and two students, then its solutions' runs; measured when exercise 2 ran on 500 examples, before it moved to 1,000), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
 # on the CPU. It loaded the vanilla, KD and DCS runs with the paper-reading teacher from the run cache that
-# notebooks 01 and 02 wrote, and trained the peer teacher and the two students that use it. Every
-# number in the text was read off the outputs.
+# notebooks 01 and 02 wrote, and trained the peer teacher and the two students that use it, then
+# the runs of its exercises' solutions. Every number in the text was read off the outputs.
 #
 # <!-- constants: 42 -->
-# <!-- constants: 4.5 (the classroom-mode run time, in data/results/notebooks/classroom-times.txt) -->
+# <!-- constants: 4.5 (the classroom-mode run time, in data/results/notebooks/classroom-times.txt) 500 1,000 (exercise 2's sizes) -->
 
 # %%
 # Colab, or any Python without the package: install it from the repository (skipped when dcs_lib imports).

@@ -17,9 +17,10 @@ batch 32 keeps the GPU busy only a fraction of the time (on an H200, twelve proc
 kept it busy throughout). Shard results go to ``WORK/<stage>/shard-*.jsonl`` and are merged
 into ``WORK/<stage>.jsonl``. Everything resumes: run the same command again and
 finished runs are skipped; ``--continue-from data/results`` goes on from the committed
-results instead (the new runs land in WORK; append them to the committed files). A committed
-run counts as done only where it ran on the same device type and in the same precision (the
-record says where it ran): continued elsewhere, the grid runs its whole block again.
+results instead, with the committed GLUE grid file and no tuning (the new runs land in WORK;
+append them to the committed files). A committed run counts as done only in its own block
+(device, precision and torch version, as its record says): continued elsewhere, the grid runs
+its whole block again.
 ``--deadline`` stops the workers at that time, keeping every finished run.
 """
 
@@ -36,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dcs_lib.experiments import load_results, read_grid, select_shard, teacher_group  # noqa: E402
+from dcs_lib.experiments import load_results, pending, read_grid, select_shard, teacher_group  # noqa: E402
 from dcs_lib.report import choose_schedule  # noqa: E402
 
 TUNING_GRID = ROOT / "data/results/tuning/grid.toml"
@@ -153,7 +154,7 @@ def run_stage(
     finally:
         merge(folder, work / f"{name}.jsonl")
     failed = [label for label, p in processes.items() if p.returncode not in (0, 130, -signal.SIGINT)]
-    finished = len(load_results([work / f"{name}.jsonl", *done]))
+    finished = sum(done_here for _, _, done_here in pending(configs, work / f"{name}.jsonl", done))
     print(f"{name}: {finished} of {len(configs)} runs finished" + (f"; failed: {failed}" if failed else ""), flush=True)
 
 
@@ -178,8 +179,8 @@ def main() -> None:
     parser.add_argument(
         "--continue-from",
         metavar="DIR",
-        help="results folder of an earlier study (data/results): reuse its tuning runs and GLUE grid file, "
-        "skip the runs already in its results files (those of this device type and precision)",
+        help="results folder of an earlier study (data/results): take over its GLUE grid file (no tuning) and "
+        "skip the runs already in its results files (those of this block: device, precision, torch version)",
     )
     args = parser.parse_args()
 
@@ -187,33 +188,35 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
 
-    done: dict[str, list[Path]] = {"tuning": [], "glue": []}
+    done: list[Path] = []  # results files of an earlier study whose runs count as done (in this block)
     grid = work / "glue-grid.toml"
     if args.continue_from:
         earlier = Path(args.continue_from)
-        for stage, files in done.items():
-            if (earlier / stage / "runs.jsonl").is_file():
-                files.append(earlier / stage / "runs.jsonl")
+        if (earlier / "glue" / "runs.jsonl").is_file():
+            done.append(earlier / "glue" / "runs.jsonl")
         if not grid.exists():
             grid.write_text((earlier / "glue" / "grid.toml").read_text())
 
-    tuning = TUNING_GRID
-    if args.smoke:
-        tuning = work / "tuning-grid.toml"
-        text = TUNING_GRID.read_text().replace("holdout = 500", "holdout = 32\nn_train = 64")
-        tuning.write_text(text.replace("epochs = 5", "epochs = 3"))
-    run_stage("tuning", tuning, work, args.workers, args.deadline, env, done["tuning"])
+    if args.continue_from:  # the earlier study's grid file is the protocol: nothing to tune
+        print(f"tuning: skipped, the GLUE grid file is {args.continue_from}'s", flush=True)
+    else:
+        tuning = TUNING_GRID
+        if args.smoke:
+            tuning = work / "tuning-grid.toml"
+            text = TUNING_GRID.read_text().replace("holdout = 500", "holdout = 32\nn_train = 64")
+            tuning.write_text(text.replace("epochs = 5", "epochs = 3"))
+        run_stage("tuning", tuning, work, args.workers, args.deadline, env, [])
 
-    choice = choose_schedule(load_results([f for f in [work / "tuning.jsonl", *done["tuning"]] if f.is_file()]))
-    print(f"holdout accuracy (points), mean over methods and seeds:\n{choice['table']}", flush=True)
-    note = (
-        f"lr {choice['lr']:g} and {choice['epochs']} epochs chosen on the RTE holdout "
-        f"(mean {choice['score']:.2f}; dcs_lib.report.choose_schedule)"
-    )
-    print(note, flush=True)
-    if not grid.exists():  # a resumed study keeps the protocol it chose the first time
-        grid.write_text(glue_grid(choice["lr"], choice["epochs"], note, smoke=args.smoke))
-    run_stage("glue", grid, work, args.workers, args.deadline, env, done["glue"])
+        choice = choose_schedule(load_results([f for f in [work / "tuning.jsonl"] if f.is_file()]))
+        print(f"holdout accuracy (points), mean over methods and seeds:\n{choice['table']}", flush=True)
+        note = (
+            f"lr {choice['lr']:g} and {choice['epochs']} epochs chosen on the RTE holdout "
+            f"(mean {choice['score']:.2f}; dcs_lib.report.choose_schedule)"
+        )
+        print(note, flush=True)
+        if not grid.exists():  # a resumed study keeps the protocol it chose the first time
+            grid.write_text(glue_grid(choice["lr"], choice["epochs"], note, smoke=args.smoke))
+    run_stage("glue", grid, work, args.workers, args.deadline, env, done)
 
 
 if __name__ == "__main__":

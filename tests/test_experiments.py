@@ -190,21 +190,25 @@ def test_runs_in_other_results_files_count_as_done(tmp_path):
     assert [done for _, _, done in pending(configs, tmp_path / "new.jsonl")] == [False, False, False]
 
 
-def test_a_run_recorded_on_another_device_or_precision_is_not_done_here(tmp_path):
-    """A run id leaves the device out: a GPU bf16 record must not stand in for this CPU's float32 run."""
-    cfg = RunConfig(seed=1)  # amp "auto": float32 on this CPU
+def test_a_run_recorded_in_another_block_is_not_done_here(tmp_path):
+    """A run id leaves the device out: only a record of this block (device, precision, torch) stands in for a run."""
+    import torch
+
+    cfg = RunConfig(seed=1, device="cpu")  # amp "auto": float32 on a CPU; the device is not part of the run id
     results = tmp_path / "runs.jsonl"
-    record = {**fake_record(seed=1), "run_id": run_id(cfg)}
+    record = {**fake_record(seed=1), "run_id": run_id(cfg), "versions": {"torch": torch.__version__}}
     append_record(results, {**record, "device": "cuda (NVIDIA H200)", "precision": "bfloat16"})
     append_record(results, {**record, "device": "cuda (NVIDIA H200)", "config": {"amp": "auto"}})  # no precision yet
     append_record(results, {**record, "device": "cpu", "precision": "bfloat16"})
+    append_record(results, {**record, "device": "cpu x2 (DDP)", "precision": "float32"})
+    append_record(results, {**record, "device": "cpu", "precision": "float32", "versions": {"torch": "1.0"}})
     assert [done for _, _, done in pending([cfg], results)] == [False]
+    append_record(results, {**record, "device": "cpu", "config": {"amp": "auto"}})  # before precision was recorded
+    assert [done for _, _, done in pending([cfg], results)] == [True]
     if cpu_supports_bf16():
         bf16 = dataclasses.replace(cfg, amp="bf16")  # asked for by name: bf16 on this CPU too (another run id)
         append_record(results, {**record, "run_id": run_id(bf16), "device": "cpu", "precision": "bfloat16"})
         assert [done for _, _, done in pending([bf16], results)] == [True]
-    append_record(results, {**record, "device": "cpu x2 (DDP)", "config": {"amp": "auto"}})  # before precision was recorded
-    assert [done for _, _, done in pending([cfg], results)] == [True]
     legacy = tmp_path / "legacy.jsonl"  # records that do not say where they ran count wherever the grid runs
-    append_record(legacy, record)
+    append_record(legacy, {**fake_record(seed=1), "run_id": run_id(cfg)})
     assert [done for _, _, done in pending([cfg], legacy)] == [True]

@@ -190,6 +190,7 @@ def test_what_the_caller_does_to_a_teacher_record_stays_out_of_the_cache(tiny, p
     _, fresh = teacher_logits(tiny, task, data, tokenizer, tmp_path)  # trained, then written to disk
     fresh["final"] = "changed by the caller"
     monkeypatch.setattr(teacher_module, "fit", no_training)
+    assert teacher_logits(tiny, task, data, tokenizer, tmp_path)[1]["final"] != "changed by the caller"  # memory
     teacher_module._CACHE.clear()
     _, from_disk = teacher_logits(tiny, task, data, tokenizer, tmp_path)
     assert from_disk["cached"] is True and from_disk["final"] != "changed by the caller"

@@ -18,7 +18,7 @@ from dcs_lib import train as train_module
 from dcs_lib.data import PadCollator
 from dcs_lib.methods import Weighted, prepare_data, run
 from dcs_lib.models import load_model, load_tokenizer
-from dcs_lib.train import TrainConfig, _optimizer, fit, make_loader, predict, seed_everything
+from dcs_lib.train import Supervised, TrainConfig, _linear_schedule, _optimizer, fit, make_loader, predict, seed_everything
 
 # case: (changes to the `tiny` fixture, train loss per epoch, dev accuracy per epoch)
 PINNED = {
@@ -147,3 +147,30 @@ def test_the_collator_pads_as_one_tensor_per_example_did(tiny, multiple):
     for key, value in expected.items():
         assert batch[key].dtype == torch.long and torch.equal(batch[key], value), key
     assert batch["rows"].tolist() == list(range(11)) and batch["labels"].dtype == torch.long
+
+
+def test_fp16_skips_the_schedule_step_with_the_update_the_scaler_skips(tiny, monkeypatch):
+    """An overflowing fp16 step is skipped by the GradScaler; the learning-rate schedule must not move on without it."""
+    schedulers = []
+
+    def schedule(optimizer, warmup, total):
+        schedulers.append(_linear_schedule(optimizer, warmup, total))
+        return schedulers[-1]
+
+    class OverflowOnce(Supervised):  # a finite first loss whose fp16 gradients overflow: the scaler skips that step
+        calls = 0
+
+        def loss(self, logits, batch, epoch):
+            OverflowOnce.calls += 1
+            loss = super().loss(logits, batch, epoch)
+            return loss * 1e30 if OverflowOnce.calls == 1 else loss
+
+    monkeypatch.setattr(train_module, "_linear_schedule", schedule)
+    task = get_task("rte")
+    cfg = dataclasses.replace(tiny, device="cpu", amp="fp16", epochs=1)
+    data = prepare_data(cfg, task, load_tokenizer(cfg.model))
+    seed_everything(5)
+    model = load_model(cfg.model, task)
+    fit(model, data["train"], {"validation": data["validation"]}, task, OverflowOnce(task), cfg.train_config(progress=False))
+    steps = len(data["train"]) // cfg.batch_size  # 48 examples, batch 8: 6 optimiser steps, the first skipped
+    assert OverflowOnce.calls == steps and schedulers[0].last_epoch == steps - 1
