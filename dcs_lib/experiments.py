@@ -49,8 +49,8 @@ from .checkpoint import Checkpointer
 from .errors import DCSError
 from .methods import RunConfig, describe_device, prepare_data, run, run_id
 from .models import load_tokenizer
-from .train import pick_device
 from .teacher import TEACHER_FIELDS, teacher_model, teacher_seed
+from .train import pick_device
 
 # ---------------------------------------------------------------- the results file
 

@@ -289,7 +289,8 @@ def execute(path: Path) -> float:
     """Run the notebook at ``path`` top to bottom in a fresh kernel, in full mode; return minutes.
 
     The kernel runs in the notebook's folder, with ``DCS_SMOKE`` and ``DCS_CLASSROOM`` unset
-    (the recorded time is the full mode's) and ``TQDM_DISABLE=1`` unless set otherwise. Outputs replace the old ones only when every cell ran without error.
+    (the recorded time is the full mode's) and ``TQDM_DISABLE=1`` unless set otherwise.
+    Outputs replace the old ones only when every cell ran without error.
     """
     import nbformat
     from nbclient import NotebookClient
