@@ -37,6 +37,7 @@ class ToyConfig:
     alpha: float = 0.5
     temperature: float = 2.0
     lam: float = 1.0
+    weight_norm: str = "batch"  # as RunConfig's: "batch" divides a batch's loss by its weight sum, "mean" by its size
 
 
 def make_data(cfg: ToyConfig, seed: int = 0):
@@ -80,7 +81,9 @@ def train(model, x, y, cfg: ToyConfig, epochs: int, seed: int, teacher=None, wei
             if teacher is None or epoch == 1:
                 loss = losses.weighted_mean(losses.cross_entropy(logits, y[rows]))
             else:
-                loss = losses.dcs_loss(logits, y[rows], teacher[rows], w[rows], cfg.alpha, cfg.temperature)
+                loss = losses.dcs_loss(
+                    logits, y[rows], teacher[rows], w[rows], cfg.alpha, cfg.temperature, norm=cfg.weight_norm
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -59,9 +59,9 @@ if importlib.util.find_spec("dcs_lib") is None:
 # | Notebook | What it teaches | Full run, 2-core CPU | Single GPU |
 # |---|---|---|---|
 # | `00_setup` | environment, data, model, the GLUE tasks | 0.3 min | about the same |
-# | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 3.7 min | a few minutes (not measured here) |
+# | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 3.1 min | a few minutes (not measured here) |
 # | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy: whether reweighting helps, and when it hurts; which SST-2 examples get up-weighted | 1.6 min | a few minutes (not measured here) |
-# | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper-reading and a fully trained peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 6.4 min | a few minutes (not measured here) |
+# | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper-reading and a fully trained peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 6.0 min | a few minutes (not measured here) |
 # | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours; the study "when does DCS help?" | 1.0 min | about the same (it reads committed results) |
 # | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep, and the study's SST-2 cells; the speed benchmark | 1.4 min | about the same (it reads committed results) |
 #
@@ -71,18 +71,18 @@ if importlib.util.find_spec("dcs_lib") is None:
 # loads those and trains the peer teacher and its two students, then, in its solutions, the smaller
 # runs of its exercises. The times above are for that order.
 #
-# <!-- from 01_kd_basics: 3.7 -->
+# <!-- from 01_kd_basics: 3.1 -->
 # <!-- from 04_glue_runs: 1.0 -->
 # <!-- from 05_ablations: 1.4 -->
 # <!-- from 02_sample_reweighting: 1.6 -->
-# <!-- from 03_dcs_end_to_end: 6.4 -->
+# <!-- from 03_dcs_end_to_end: 6.0 -->
 #
 # `DCS_CLASSROOM=1` gives a smaller but meaningful run (1,000 sentences, 3 epochs, float32 on a CPU): 01,
-# 02 and 03 took 2.3, 1.3 and 4.5 minutes on the same 2-core CPU, run in order (vanilla ends at 78.44 on
+# 02 and 03 took 2.4, 1.3 and 4.5 minutes on the same 2-core CPU, run in order (vanilla ends at 78.44 on
 # dev instead of 82.00). Notebooks 04 and 05 train nothing but a toy grid: they read
 # the records of the GLUE runs from `data/results/`.
 #
-# <!-- constants: 1,000 3 2.3 1.3 4.5 78.44 (the classroom mode's settings; its run times and vanilla score, in data/results/notebooks/classroom-times.txt) -->
+# <!-- constants: 1,000 3 2.4 1.3 4.5 78.44 (the classroom mode's settings; its run times and vanilla score, in data/results/notebooks/classroom-times.txt) -->
 # <!-- from 01_kd_basics: 82.00 -->
 #
 # The method has parts the paper states and parts it leaves open; where it leaves them open we chose,

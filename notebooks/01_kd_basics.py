@@ -30,16 +30,16 @@
 # - what self-distillation does on a synthetic problem (seconds), and then on SST-2 with a real
 #   teacher and a real student (minutes).
 #
-# **Run time.** Full run: 3.7 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
+# **Run time.** Full run: 3.1 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
 # measured here). Classroom mode (`DCS_CLASSROOM=1`: 1,000 training examples, 3 epochs, float32)
-# took 2.3 minutes on the same CPU; `DCS_SMOKE=1` (what CI runs) under a minute. The outputs below come from one full run, top to
+# took 2.4 minutes on the same CPU; `DCS_SMOKE=1` (what CI runs) under a minute. The outputs below come from one full run, top to
 # bottom in a fresh kernel, with `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE
 # files, seed 42, in bf16 autocast on the CPU (see the parameters). This notebook trains the teacher
 # that notebooks 02 and 03 reuse, and the vanilla and KD students that 03 reuses. Every number in the
 # text was read off the outputs.
 #
 # <!-- constants: 1,000 3 42 (the classroom mode's settings; the seed) -->
-# <!-- constants: 2.3 (the classroom-mode run time, in data/results/notebooks/classroom-times.txt) -->
+# <!-- constants: 2.4 (the classroom-mode run time, in data/results/notebooks/classroom-times.txt) -->
 
 # %%
 # Colab, or any Python without the package: install it from the repository (skipped when dcs_lib imports).
@@ -72,7 +72,7 @@ import os
 from dcs_lib.notebook import COURSE_TASK, course_dir, course_mode, course_sizes, glue_dir, project_root
 
 SMOKE = os.environ.get("DCS_SMOKE") == "1"  # CI: tiny subsets, only checks that every cell runs
-MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2.3 min); "smoke" with DCS_SMOKE=1
+MODE = course_mode()  # "full"; "classroom" with DCS_CLASSROOM=1 (about 2.4 min); "smoke" with DCS_SMOKE=1
 SIZES = course_sizes(MODE)  # full: 2,000 training examples, all 872 dev, 3 student epochs, 2-epoch teacher, bf16
 # (float32 on a CPU without bf16 support: course_sizes says so)
 SEED = 42

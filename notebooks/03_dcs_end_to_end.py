@@ -30,8 +30,8 @@
 # - what the library's loop does about the device, mixed precision, padding and the teacher's
 #   logits, and how to plug in another model, your own data, or your own objective.
 #
-# **Run time.** Full run: 6.4 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
-# measured here). Classroom mode (`DCS_CLASSROOM=1`) took 4.5 minutes on the same CPU in float32 (after 01 and 02: it trains a peer teacher and two students, then its solutions' runs; measured when exercise 2 ran on 500 examples, before it moved to 1,000), `DCS_SMOKE=1` (what CI
+# **Run time.** Full run: 6.0 min on a 2-core CPU (a cloud vCPU with AMX); a few minutes on a single GPU (not
+# measured here). Classroom mode (`DCS_CLASSROOM=1`) took 4.5 minutes on the same CPU in float32 (after 01 and 02: it trains a peer teacher and two students, then its solutions' runs), `DCS_SMOKE=1` (what CI
 # runs) about a minute. The outputs below come from one full run, top to bottom in a fresh kernel, with
 # `TQDM_DISABLE=1`, on the bundled all-MiniLM-L6-v2 and the real GLUE files, seed 42, in bf16 autocast
 # on the CPU. It loaded the vanilla, KD and DCS runs with the paper-reading teacher from the run cache that
@@ -39,7 +39,7 @@
 # the runs of its exercises' solutions. Every number in the text was read off the outputs.
 #
 # <!-- constants: 42 -->
-# <!-- constants: 4.5 (the classroom-mode run time, in data/results/notebooks/classroom-times.txt) 500 1,000 (exercise 2's sizes) -->
+# <!-- constants: 4.5 (the classroom-mode run time, in data/results/notebooks/classroom-times.txt) -->
 
 # %%
 # Colab, or any Python without the package: install it from the repository (skipped when dcs_lib imports).
@@ -259,13 +259,13 @@ print("records saved to", RESULTS.relative_to(RUNS.parent.parent))
 # %%
 dev_labels = np.array(data["validation"]["label"])
 majority = 100 * max(dev_labels.mean(), 1 - dev_labels.mean())
-teachers = {"paper": 100 * t_record["final"]["accuracy"], "peer": 100 * p_record["final"]["accuracy"]}
-table = pd.DataFrame([{"run": name, "teacher": ("peer" if "peer" in name else "paper") if name != "vanilla" else "-",
+teachers = {"paper-reading": 100 * t_record["final"]["accuracy"], "peer": 100 * p_record["final"]["accuracy"]}
+table = pd.DataFrame([{"run": name, "teacher": ("peer" if "peer" in name else "paper-reading") if name != "vanilla" else "-",
                        "final": 100 * r["final"]["accuracy"], "best": 100 * r["best"]["accuracy"],
                        "best epoch": r["best"]["epoch"]} for name, r in records.items()])
 table["final - vanilla"] = table["final"] - table.loc[table["run"] == "vanilla", "final"].iloc[0]
 print(f"SST-2 dev accuracy, points ({len(dev_labels)} dev examples, one = {100 / len(dev_labels):.2f} points); "
-      f"teachers: paper {teachers['paper']:.2f}, peer {teachers['peer']:.2f}; majority class {majority:.2f}. "
+      f"teachers: paper-reading {teachers['paper-reading']:.2f}, peer {teachers['peer']:.2f}; majority class {majority:.2f}. "
       f"Seed {SEED}, {base.epochs} epochs")
 table.round(2)
 
@@ -275,7 +275,7 @@ for name, r in records.items():
     left.plot([e["epoch"] for e in r["epochs"]], [100 * e["dev"]["accuracy"] for e in r["epochs"]], "o-" if "peer" in name else "s--",
               label=name)
 for name, score in teachers.items():
-    left.axhline(score, color="grey", linestyle="--" if name == "paper" else ":", lw=1, label=f"{name} teacher")
+    left.axhline(score, color="grey", linestyle="--" if name == "paper-reading" else ":", lw=1, label=f"{name} teacher")
 left.set(xlabel="student epoch", ylabel="dev accuracy (points)", title="SST-2: learning curves, seed 42")
 left.legend(fontsize=7)
 for name in ("dcs", "dcs-peer"):
@@ -524,7 +524,7 @@ if study:
     def teacher_kind(r):
         c = r["config"]
         return "-" if r["method"] == "vanilla" else c["teacher_model"] if c.get("teacher_model") else \
-            "out-of-fold" if c["teacher_folds"] > 1 else "peer" if c["teacher_seed"] is not None else "paper"
+            "out-of-fold" if c["teacher_folds"] > 1 else "peer" if c["teacher_seed"] is not None else "paper-reading"
     frame = pd.DataFrame([{"n_train": r["n_train"], "method": r["method"], "teacher": teacher_kind(r), "seed": r["seed"],
                            "final": 100 * r["final"]["accuracy"]} for r in study])
     display(frame.groupby(["n_train", "method", "teacher"])["final"].agg(["count", "mean", "std", "min", "max"]).round(2))

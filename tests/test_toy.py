@@ -49,3 +49,16 @@ def test_the_sweep_is_deterministic_and_a_memorising_teacher_hurts_the_reweighti
     assert table.loc[64, "dcs - kd"] < table.loc[4, "dcs - kd"]
     x, y, x_test, y_test = make_data(cfg, 0)
     assert 0.5 < accuracy(train(make_model(cfg, 0), x, y, cfg, cfg.epochs, 0), x_test, y_test) <= 1
+
+
+def test_weight_norm_mean_is_the_batch_norm_for_uniform_weights_and_differs_once_they_move():
+    x, y, _, _ = make_data(SMALL, 0)
+    teacher = torch.randn(len(x), 2)
+
+    def student(**changes):
+        model = train(make_model(SMALL, 1), x, y, ToyConfig(**{**SMALL.__dict__, **changes}), 3, 0, teacher)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    # lambda = 0: every weight stays 1, so a batch's weight sum is its size and both norms agree
+    assert torch.allclose(student(lam=0.0, weight_norm="mean"), student(lam=0.0, weight_norm="batch"))
+    assert not torch.allclose(student(weight_norm="mean"), student(weight_norm="batch"))
