@@ -62,8 +62,8 @@ if importlib.util.find_spec("dcs_lib") is None:
 # | `01_kd_basics` | soft labels, temperature, the $T^2$ factor, KL vs CE (with pictures), a gradient derivation; self-distillation on a toy; a teacher, vanilla and KD on SST-2 | 3.1 min | a few minutes (not measured here) |
 # | `02_sample_reweighting` | AdaBoost's idea, the DCS weight update, an explorer; the whole DCS loop on a toy: whether reweighting helps, and when it hurts; which SST-2 examples get up-weighted | 1.6 min | a few minutes (not measured here) |
 # | `03_dcs_end_to_end` | the algorithm and its cycle; DCS with the paper-reading and a fully trained peer teacher against vanilla and KD on SST-2; the training loop on the page and step by step | 6.0 min | a few minutes (not measured here) |
-# | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours; the study "when does DCS help?" | 1.0 min | about the same (it reads committed results) |
-# | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep, and the study's SST-2 cells; the speed benchmark | 1.4 min | about the same (it reads committed results) |
+# | `04_glue_runs` | the GLUE protocol and how it was fixed; vanilla, KD, reweighting and DCS over five seeds on four tasks; paired differences; the paper's claim beside ours; the study "when does DCS help?" | 1.7 min | about the same (it reads committed results) |
+# | `05_ablations` | one figure per ablation of DCS; CPU against GPU; the SST-2 data-size sweep, and the study's SST-2 cells; the speed benchmark | 1.5 min | about the same (it reads committed results) |
 #
 # Notebooks 01-03 share their runs: teacher logits are cached under `runs/notebooks/cache/` and
 # finished runs under `runs/notebooks/results/`, so no notebook trains what an earlier one trained.
@@ -72,8 +72,8 @@ if importlib.util.find_spec("dcs_lib") is None:
 # runs of its exercises. The times above are for that order.
 #
 # <!-- from 01_kd_basics: 3.1 -->
-# <!-- from 04_glue_runs: 1.0 -->
-# <!-- from 05_ablations: 1.4 -->
+# <!-- from 04_glue_runs: 1.7 -->
+# <!-- from 05_ablations: 1.5 -->
 # <!-- from 02_sample_reweighting: 1.6 -->
 # <!-- from 03_dcs_end_to_end: 6.0 -->
 #

@@ -31,7 +31,7 @@
 # - where the time goes in a DCS run, and how the library's loop compares with the usual tools.
 #
 #
-# **Run time.** Full run: 1.4 min on a 2-core CPU (a cloud vCPU with AMX); it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
+# **Run time.** Full run: 1.5 min on a 2-core CPU (a cloud vCPU with AMX); it trains only a toy grid, so a GPU changes little. With `DCS_SMOKE=1` (tiny subsets and
 # short training, what CI runs) it takes about a minute; classroom mode (`DCS_CLASSROOM=1`) changes
 # nothing here. The outputs below come from one full run of this
 # notebook, top to bottom in a fresh kernel, on the 2-core CPU, with `TQDM_DISABLE=1`. Every number in
