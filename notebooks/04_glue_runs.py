@@ -22,7 +22,8 @@
 # The paper's headline claim, tested under one protocol ("the paper's protocol" below): DCS against
 # vanilla fine-tuning, plain KD and teacher-free reweighting, on RTE, MRPC, CoLA and a 2,000-example
 # SST-2, five seeds each, with the bundled MiniLM. Then the study that asks **when** DCS helps, on
-# one device, with three kinds of teacher: it is running, and its section shows whatever runs exist.
+# one device, with three kinds of teacher: its two required cells are complete, and its section shows
+# them with whatever runs of its stretch cells exist.
 # You will learn
 #
 # - how the learning rate and the number of epochs were chosen without looking at the dev sets;

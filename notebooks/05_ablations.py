@@ -454,7 +454,8 @@ plt.show()
 # 73.85, with 2,000 80.28 and with 4,000 83.18, within about 1.5 points of the vanilla student. In
 # this sweep DCS is ahead only where the teacher is nearly as good as the student, which suggests
 # that how long the teacher trains matters as much as data size; the study below puts that reading
-# to a test, and its first cell does not bear it out. (Three seeds: at 500 examples the DCS seeds spread
+# to a test: its SST-2 cell does not bear it out, and its MRPC cell orders the teachers' means
+# as that reading predicts, with no difference detected (notebook 04, section 4). (Three seeds: at 500 examples the DCS seeds spread
 # over 8 points, from 70.76 to 78.90.)
 #
 
@@ -465,8 +466,8 @@ plt.show()
 # "when does DCS help?" (notebook 04, section 4; its protocol is `data/results/study/PROTOCOL.md`)
 # repeats the 4,000-example cell with 10 paired seeds and three teachers: the paper's reading (2
 # epochs, the student's own seed), a converged peer (5 epochs, another seed) and an out-of-fold
-# teacher. Once its required cells are done it adds addendum A1's MPNet teacher, then 1,000 and
-# 8,000 examples. It is its own block (bf16 autocast on the CPU), so it is never paired with the
+# teacher. Its required cells (this one and MRPC) are complete; it goes on with addendum A1's MPNet
+# teacher, then 1,000 and 8,000 examples. It is its own block (bf16 autocast on the CPU), so it is never paired with the
 # float32 sweep above.
 #
 # Below, its SST-2 cells as the records stand when this notebook runs: per size and teacher, DCS −
