@@ -41,6 +41,7 @@ import os
 import shutil
 import tempfile
 import tomllib
+import time
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -88,6 +89,28 @@ def append_record(path: str | Path, record: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_partial_files(folder: str | Path | None, pattern: str = ".*.tmp", older_than_s: float = 3600) -> list[Path]:
+    """Delete the half-written files a killed process left in ``folder``; return them.
+
+    Records and cached teachers are written to a ``.<name>.<random>.tmp`` file first and renamed
+    into place (:func:`append_record`), so a process killed mid-write leaves only such a file,
+    never a damaged record. Writing one takes seconds; a file older than ``older_than_s`` belongs
+    to no live writer, and another process that shares the folder may still be writing a newer one.
+    """
+    if folder is None or not Path(folder).is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    removed = []
+    for stale in Path(folder).glob(pattern):
+        try:
+            if stale.is_file() and stale.stat().st_mtime < cutoff:
+                stale.unlink()
+                removed.append(stale)
+        except FileNotFoundError:  # another process removed it first
+            pass
+    return removed
 
 
 def load_results(path: str | Path | list) -> list[dict]:
@@ -337,6 +360,9 @@ def run_grid(
     record is in ``results``.
     """
     check_writable(results)
+    for folder, pattern in ((Path(results).parent, f".{Path(results).name}.*.tmp"), (cache_dir, ".*.tmp")):
+        for stale in remove_stale_partial_files(folder, pattern):
+            log(f"removed {stale}, left half-written by a process that was killed")
     if only:
         configs = select_runs(configs, only)
     if shard is not None:

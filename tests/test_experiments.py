@@ -10,7 +10,9 @@ from dcs_lib.experiments import (
     load_results,
     pending,
     read_grid,
+    remove_stale_partial_files,
     run_cost,
+    run_grid,
     run_id,
     select_runs,
     select_shard,
@@ -188,6 +190,31 @@ def test_runs_in_other_results_files_count_as_done(tmp_path):
     flags = [done for _, _, done in pending(configs, tmp_path / "new.jsonl", [earlier])]
     assert flags == [False, True, False]
     assert [done for _, _, done in pending(configs, tmp_path / "new.jsonl")] == [False, False, False]
+
+
+def test_a_grid_sweeps_what_a_killed_writer_left_and_nothing_else(tmp_path):
+    """Half-written files older than an hour go; a fresh one (another process writing now) and the records stay."""
+    import os
+    import time
+
+    results, cache = tmp_path / "runs.jsonl", tmp_path / "cache"
+    cache.mkdir()
+    config = RunConfig(seed=1)
+    append_record(results, {**fake_record(seed=1), "run_id": run_id(config)})
+    old_record, old_teacher = tmp_path / ".runs.jsonl.k1x2.tmp", cache / ".teacher-rte-ab.safetensors.q9.tmp"
+    fresh, other = cache / ".teacher-rte-cd.safetensors.z3.tmp", tmp_path / ".notes.txt.tmp"
+    for path in (old_record, old_teacher, fresh, other):
+        path.write_bytes(b"half")
+    an_hour_ago = time.time() - 3700
+    for path in (old_record, old_teacher, other):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    said = []
+    assert run_grid([config], results, cache_dir=cache, log=said.append) == 0  # its one run is done: nothing trains
+    assert not old_record.exists() and not old_teacher.exists()
+    assert fresh.exists() and other.exists()  # too new to be stale; not a file of this results file
+    assert sum("half-written" in line for line in said) == 2
+    assert len(load_results(results)) == 1
+    assert remove_stale_partial_files(tmp_path / "missing") == []
 
 
 def test_a_run_recorded_in_another_block_is_not_done_here(tmp_path):
