@@ -377,6 +377,14 @@ def when_frame(frame: pd.DataFrame, column: str = "final") -> pd.DataFrame:
     )
 
 
+def spearman(x, y) -> float:
+    """Spearman's ρ of ``x`` and ``y``; NaN, without scipy's warning, where either has no spread."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(stats.spearmanr(x, y).statistic)
+
+
 def shared_term_rho(pairs: pd.DataFrame, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
     """What Spearman's ρ of the "when" figure is with the teacher's dev score shuffled (rows of :func:`when_frame`).
 
@@ -388,7 +396,7 @@ def shared_term_rho(pairs: pd.DataFrame, draws: int = 2000, seed: int = 0) -> tu
     and the share of them at least as large as the observed ρ: what ρ would be from the
     shared vanilla run and the teachers' levels alone, not a test of H4.
     """
-    observed = stats.spearmanr(pairs["teacher_gap"], pairs["dcs_gain"]).statistic
+    observed = spearman(pairs["teacher_gap"], pairs["dcs_gain"])
     if not np.isfinite(observed):  # no spread on an axis: no ρ, so nothing to set beside it
         return float("nan"), float("nan")
     teacher_dev = (pairs["teacher_gap"] + pairs["vanilla"]).to_numpy()
@@ -399,7 +407,7 @@ def shared_term_rho(pairs: pd.DataFrame, draws: int = 2000, seed: int = 0) -> tu
         shuffled = teacher_dev.copy()
         for rows in groups:
             shuffled[rows] = rng.permutation(teacher_dev[rows])
-        null[d] = stats.spearmanr(shuffled - pairs["vanilla"].to_numpy(), pairs["dcs_gain"]).statistic
+        null[d] = spearman(shuffled - pairs["vanilla"].to_numpy(), pairs["dcs_gain"])
     return float(np.nanmedian(null)), float(np.mean(null >= observed - 1e-12))
 
 
@@ -483,9 +491,9 @@ def plot_when(frame: pd.DataFrame, path: str | Path, column: str = "final") -> t
         ax.axvline(0, color="grey", lw=0.8)
         rho, shuffled, above, own = np.nan, np.nan, np.nan, np.nan
         if len(group) > 2:
-            rho = stats.spearmanr(group["teacher_gap"], group["dcs_gain"]).statistic
+            rho = spearman(group["teacher_gap"], group["dcs_gain"])
             shuffled, above = shared_term_rho(group)
-            own = stats.spearmanr(group["teacher_gap"] + group["vanilla"], group["dcs_gain"]).statistic
+            own = spearman(group["teacher_gap"] + group["vanilla"], group["dcs_gain"])
         correlations.append({"cell": panel, "pairs": len(group), "spearman_rho": round(float(rho), 2),
                              "rho_shuffled": round(shuffled, 2), "share_shuffled_above": round(above, 2),
                              "rho_teacher_dev": round(float(own), 2)})  # fmt: skip

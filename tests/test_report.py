@@ -378,3 +378,19 @@ def test_a_report_of_two_blocks_gives_each_its_own_section_pairs_and_plot(tmp_pa
     assert plots[CPU_BLOCK] == tmp_path / "summary-1.png" and plots[GPU_BLOCK] == tmp_path / "summary-2.png"
     assert sorted(p.name for p in tmp_path.glob("summary-*.png")) == ["summary-1.png", "summary-2.png"]
     assert all(plots[block].stat().st_size > 1000 for block in (CPU_BLOCK, GPU_BLOCK))
+
+
+def test_spearman_is_scipys_and_nan_without_a_warning_where_an_axis_is_constant():
+    """A panel whose runs share one teacher (addendum A1's) has no ρ against the teacher's dev score: NaN, quietly."""
+    import warnings
+
+    import numpy as np
+    from scipy import stats
+
+    from dcs_lib.report import spearman
+
+    x, y = [0.1, 0.4, 0.3, 0.9, 0.5], [1.0, 0.2, 0.5, 0.7, 0.1]
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's ConstantInputWarning would fail here
+        assert np.isnan(spearman([84.2] * 5, y)) and np.isnan(spearman(x, [0.0] * 5)) and np.isnan(spearman([1.0], [2.0]))
