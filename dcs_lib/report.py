@@ -635,7 +635,8 @@ def reading(row, level: float = 0.05) -> str:
         return "loss"
     n = row.get("n")
     if n is not None and not pd.isna(n) and 2.0 ** (1 - n) >= level:  # its smallest p: 2 of the 2^n sign patterns
-        return f"no difference detected ({int(n)} pairs: p cannot fall below {2.0 ** (1 - n):.3g})"
+        pairs = "1 pair" if int(n) == 1 else f"{int(n)} pairs"
+        return f"no difference detected ({pairs}: p cannot fall below {2.0 ** (1 - n):.3g})"
     if pd.isna(row["mde80"]):
         return "no difference detected (no MDE: too few pairs, or no spread)"
     return f"no difference detected (MDE {row['mde80']:.2f})"

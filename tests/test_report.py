@@ -84,6 +84,7 @@ def test_a_reading_needs_the_interval_and_the_adjusted_p():
     assert reading(row | {"ci_low": -0.1, "mde80": float("nan")}) == "no difference detected (no MDE: too few pairs, or no spread)"
     # five pairs: the exact sign-flip p is at least 2 / 32, whatever the t-test's MDE says
     assert reading(row | {"ci_low": -0.1, "n": 5}) == "no difference detected (5 pairs: p cannot fall below 0.0625)"
+    assert reading(row | {"ci_low": -0.1, "n": 1}) == "no difference detected (1 pair: p cannot fall below 1)"
     assert reading(row | {"ci_low": -0.1, "n": 6}) == "no difference detected (MDE 0.40)"
 
 
